@@ -1,0 +1,34 @@
+"""Shared test setup: telemetry off, a throw-away PREFECT_HOME, the bundled sample corpus.
+
+Fixtures that belong to one area live in ``tests/support/<area>.py`` and are imported by
+the test modules that need them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_GRID = PROJECT_ROOT / "data" / "samples" / "grid"
+
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="lipflow-prefect-"))
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+@pytest.fixture(scope="session")
+def sample_grid() -> Path:
+    """The bundled GRID sample corpus (Zenodo layout), read-only."""
+    return SAMPLE_GRID
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return PROJECT_ROOT
