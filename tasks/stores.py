@@ -1,0 +1,297 @@
+"""Feature stores: per-clip ``.npz`` files packed into one sharded Zarr v3 group per speaker.
+
+Layout (``docs/contracts.md`` section 4): arrays ``face``, ``mouth``, ``wav``, ``mel``,
+``mfec``, ``valid_frames``, ``valid_samples``, all with first axis N (kept clips). One
+chunk is one clip (full extent on the other axes) so a reader decompresses exactly the
+clip it asked for; chunks are grouped into shards of ``clips_per_shard`` clips so that a
+store is a handful of large files (what DVC and file systems handle well) rather than
+one file per clip. Chunks are zstd-compressed.
+
+Why shards are written whole: a shard is one file holding many chunks plus an index.
+Writing a clip into an existing shard rewrites the whole shard, so clip-by-clip writes
+would cost O(clips_per_shard) shard rewrites each. :func:`write_store` assembles one
+shard's worth of clips in memory (one array at a time, to bound memory) and writes that
+region in a single assignment aligned to shard boundaries.
+
+Why the default shard is 64 clips: a GRID clip is 3 s at 25 fps, so ``face`` is
+75 x 96 x 96 x 3 = 2.07 MB and ``mouth`` (96 x 96) 0.69 MB uncompressed; all arrays
+together are ~3.0 MB per clip. 64 clips make a ``face`` shard of ~133 MB uncompressed
+(~100 MB after zstd on real frames), inside the 100 MB-1 GB aim, while assembling a
+shard needs at most ~133 MB of memory (one array at a time). A 1000-clip GRID speaker
+becomes 16 shards per array.
+
+The store is written to a temp folder beside ``out`` and renamed over it, so an
+interrupted run leaves the previous store untouched; the same inputs and attrs give
+byte-identical files (zstd is deterministic and nothing time-dependent is stored).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import zipfile
+import zlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from tqdm import tqdm
+from zarr.codecs import ZstdCodec
+
+from tasks.atomic import atomic_path
+from tasks.clip_manifest import CLIP_SCHEMA, read_clip_manifest, write_clip_manifest
+from tasks.errors import LipflowError
+
+__all__ = [
+    "ARRAY_DTYPES",
+    "CLIP_SCHEMA",
+    "DEFAULT_CLIPS_PER_SHARD",
+    "StoreError",
+    "manifest_path_for",
+    "read_clip_manifest",
+    "read_store",
+    "store_summary",
+    "write_clip_manifest",
+    "write_store",
+]
+
+DEFAULT_CLIPS_PER_SHARD = 64
+
+#: The arrays of a store, in write order, with their on-disk dtype.
+ARRAY_DTYPES: dict[str, np.dtype] = {
+    "face": np.dtype("uint8"),
+    "mouth": np.dtype("uint8"),
+    "wav": np.dtype("int16"),
+    "mel": np.dtype("float32"),
+    "mfec": np.dtype("float32"),
+    "valid_frames": np.dtype("int32"),
+    "valid_samples": np.dtype("int32"),
+}
+
+#: Arrays whose input dtype must match exactly: casting would silently corrupt them
+#: (float audio scaled to [-1, 1] cast to int16 is all zeros; float frames wrap).
+_EXACT_DTYPES = ("face", "mouth", "wav")
+_SCALARS = ("valid_frames", "valid_samples")
+_NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError)
+
+
+class StoreError(LipflowError):
+    """A per-clip file cannot go into a store, or a store is missing or malformed."""
+
+
+def manifest_path_for(store: Path) -> Path:
+    """The clip manifest beside a store: ``<stem>.parquet`` next to ``<stem>.zarr``."""
+    store = Path(store)
+    return store.with_name(store.stem + ".parquet")
+
+
+def _open_npz(path: Path) -> Any:
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError as err:
+        raise StoreError(f"per-clip file {path} does not exist") from err
+    except _NPZ_ERRORS as err:
+        raise StoreError(f"per-clip file {path} is not a readable .npz: {err}") from err
+
+
+def _read_key(npz: Any, key: str, path: Path) -> np.ndarray:
+    if key not in npz.files:
+        raise StoreError(f"per-clip file {path} has no '{key}' array (has {sorted(npz.files)})")
+    try:
+        return np.asarray(npz[key])
+    except _NPZ_ERRORS as err:
+        raise StoreError(f"per-clip file {path}: '{key}' cannot be read: {err}") from err
+
+
+def _checked(value: np.ndarray, key: str, shape: tuple[int, ...], path: Path) -> np.ndarray:
+    """Return ``value`` in the store dtype, or raise naming the file if it does not fit."""
+    if value.shape != shape:
+        raise StoreError(
+            f"per-clip file {path}: '{key}' has shape {value.shape}, but the store's clips "
+            f"have {shape} (taken from the first clip); all clips of a store must match"
+        )
+    want = ARRAY_DTYPES[key]
+    if key in _EXACT_DTYPES and value.dtype != want:
+        raise StoreError(f"per-clip file {path}: '{key}' is {value.dtype}, expected {want}")
+    if key in _SCALARS and value.dtype.kind not in "iu":
+        raise StoreError(f"per-clip file {path}: '{key}' is {value.dtype}, expected an integer")
+    if key in ("mel", "mfec") and value.dtype.kind != "f":
+        raise StoreError(f"per-clip file {path}: '{key}' is {value.dtype}, expected float32")
+    return value.astype(want, copy=False)
+
+
+def _shapes_from_first_clip(path: Path) -> dict[str, tuple[int, ...]]:
+    npz = _open_npz(path)
+    with npz:
+        return {key: _read_key(npz, key, path).shape for key in ARRAY_DTYPES}
+
+
+def _shapes_from_params(attrs: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Per-clip shapes implied by ``attrs['params']``; used only for an empty store.
+
+    Why: with no clips there is no first clip to copy shapes from, but readers still
+    expect the documented ranks (and, where the params say, sizes). Unknown sizes are 0.
+    """
+    params = attrs.get("params") or {}
+    pre = params.get("preprocess") or {}
+    mel = (params.get("features") or {}).get("mel") or {}
+    mfec = (params.get("features") or {}).get("mfec") or {}
+    fps, seconds = attrs.get("fps"), pre.get("clip_seconds")
+    sr = pre.get("sample_rate_hz") or mel.get("sample_rate_hz")
+    frames = int(round(fps * seconds)) if fps and seconds else 0
+    samples = int(round(sr * seconds)) if sr and seconds else 0
+    face = int(pre.get("face_size_px") or 0)
+    if pre.get("mouth_preset") == "cnn3d":
+        mouth_h, mouth_w = 60, 100
+    else:
+        mouth_h = int(pre.get("mouth_height_px") or 0)
+        mouth_w = int(pre.get("mouth_width_px") or 0)
+    hop = mel.get("hop_samples")
+    mel_frames = samples // hop + 1 if samples and hop else 0
+    frame_s, stride_s = mfec.get("frame_seconds"), mfec.get("stride_seconds")
+    mfec_frames = 0
+    if samples and sr and frame_s and stride_s:
+        frame_len, stride = round(frame_s * sr), round(stride_s * sr)
+        mfec_frames = max(0, -(-(samples - frame_len) // stride))  # speechpy: ceil
+    return {
+        "face": (frames, face, face, 3),
+        "mouth": (frames, mouth_h, mouth_w),
+        "wav": (samples,),
+        "mel": (mel_frames, int(mel.get("n_mels") or 0)),
+        "mfec": (mfec_frames, int(mfec.get("n_filters") or 0), 3),
+        "valid_frames": (),
+        "valid_samples": (),
+    }
+
+
+def _json_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Attrs as plain JSON values (numpy scalars and paths converted), or a clear error."""
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, Path):
+            return value.as_posix()
+        raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+    out = dict(attrs)
+    out.setdefault("created_by", "lipflow tasks.stores.write_store")
+    try:
+        return json.loads(json.dumps(out, default=convert, allow_nan=False))
+    except (TypeError, ValueError) as err:
+        raise StoreError(f"store attributes cannot be written as JSON: {err}") from err
+
+
+def _show_progress(progress: bool | None) -> bool:
+    return sys.stderr.isatty() if progress is None else progress
+
+
+def write_store(
+    clip_npz_paths: Sequence[Path],
+    out: Path,
+    *,
+    attrs: Mapping[str, Any],
+    clips_per_shard: int = DEFAULT_CLIPS_PER_SHARD,
+    compressor_level: int = 3,
+    progress: bool | None = None,
+) -> Path:
+    """Pack per-clip ``.npz`` files (contract section 2) into a sharded Zarr store at ``out``.
+
+    Clip ``i`` of the store is ``clip_npz_paths[i]``; the caller writes the matching clip
+    manifest (:func:`write_clip_manifest`) in the same order. Per-clip shapes come from the
+    first clip; a clip that differs, lacks a key, or is not a readable ``.npz`` raises
+    :class:`StoreError` naming the file, and ``out`` is left as it was. An empty list
+    gives a valid store with zero-length arrays (shapes from ``attrs['params']``).
+    ``progress=None`` shows a bar only when stderr is a terminal.
+    """
+    paths = [Path(p) for p in clip_npz_paths]
+    out = Path(out)
+    if clips_per_shard < 1:
+        raise StoreError(f"clips_per_shard must be >= 1, got {clips_per_shard}")
+    if not 1 <= compressor_level <= 22:
+        raise StoreError(f"zstd compressor_level must be 1..22, got {compressor_level}")
+    group_attrs = _json_attrs(attrs)
+    n = len(paths)
+    shapes = _shapes_from_first_clip(paths[0]) if paths else _shapes_from_params(group_attrs)
+
+    with atomic_path(out) as tmp:
+        root = zarr.open_group(str(tmp), mode="w", attributes=group_attrs, zarr_format=3)
+        arrays = {
+            key: root.create_array(
+                key,
+                shape=(n, *shape),
+                chunks=(1, *(max(1, d) for d in shape)),
+                shards=(clips_per_shard, *(max(1, d) for d in shape)),
+                dtype=ARRAY_DTYPES[key],
+                compressors=ZstdCodec(level=compressor_level),
+                fill_value=0,
+            )
+            for key, shape in shapes.items()
+        }
+        with tqdm(total=n, unit="clip", desc=f"store {out.name}",
+                  disable=not _show_progress(progress)) as bar:
+            for start in range(0, n, clips_per_shard):
+                batch = paths[start : start + clips_per_shard]
+                _write_shard(arrays, shapes, batch, start)
+                bar.update(len(batch))
+    return out
+
+
+def _write_shard(
+    arrays: Mapping[str, zarr.Array],
+    shapes: Mapping[str, tuple[int, ...]],
+    batch: Sequence[Path],
+    start: int,
+) -> None:
+    """Write clips ``start..start+len(batch)`` (one shard) array by array, each in one go."""
+    handles = []
+    try:
+        for path in batch:
+            handles.append(_open_npz(path))
+        for key, array in arrays.items():
+            block = np.empty((len(batch), *shapes[key]), dtype=ARRAY_DTYPES[key])
+            for j, (path, npz) in enumerate(zip(batch, handles, strict=True)):
+                block[j] = _checked(_read_key(npz, key, path), key, shapes[key], path)
+            array[start : start + len(batch)] = block
+    finally:
+        for npz in handles:
+            npz.close()
+
+
+def read_store(path: Path) -> zarr.Group:
+    """Open a store read-only, checking that it holds every documented array."""
+    path = Path(path)
+    if not (path / "zarr.json").is_file():
+        raise StoreError(f"no Zarr store at {path}; run `lipflow prepare` first")
+    group = zarr.open_group(str(path), mode="r", zarr_format=3)
+    missing = [key for key in ARRAY_DTYPES if key not in group]
+    if missing:
+        raise StoreError(f"{path} is not a lipflow feature store: missing arrays {missing}")
+    return group
+
+
+def store_summary(path: Path) -> dict[str, Any]:
+    """What a store holds (shapes, dtypes, chunking, attrs, files on disk), as plain data."""
+    path = Path(path)
+    group = read_store(path)
+    files = [p for p in path.rglob("*") if p.is_file()]
+    arrays = {}
+    for key in ARRAY_DTYPES:
+        array = group[key]
+        arrays[key] = {
+            "shape": tuple(array.shape),
+            "dtype": str(array.dtype),
+            "chunks": tuple(array.chunks),
+            "shards": tuple(array.shards) if array.shards else None,
+            "compressors": [type(c).__name__ for c in array.compressors],
+        }
+    return {
+        "path": path.as_posix(),
+        "num_clips": int(group["valid_frames"].shape[0]),
+        "arrays": arrays,
+        "attrs": dict(group.attrs),
+        "num_files": len(files),
+        "bytes": sum(p.stat().st_size for p in files),
+    }
