@@ -18,8 +18,10 @@ import flows  # noqa: F401  - sets PREFECT_HOME and telemetry defaults before Pr
 from tasks.config import load_params, resolve
 from tasks.errors import LipflowError
 
-app = typer.Typer(help="lipflow: reproducible lip-to-speech data preparation, training and scoring.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="lipflow: reproducible lip-to-speech data preparation, training and scoring.",
+    no_args_is_help=True, pretty_exceptions_enable=False,
+)
 download_app = typer.Typer(help="Fetch a corpus into its raw layout and write its raw manifest.",
                            no_args_is_help=True)
 app.add_typer(download_app, name="download")
@@ -41,6 +43,11 @@ def reports_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+RootOption = Annotated[Path | None, typer.Option(help="Corpus root (default: from params.yaml).")]
+ProgressOption = Annotated[bool | None, typer.Option("--progress/--no-progress",
+                                                     help="Progress bars (default: on a tty).")]
+
+
 def _param_path(dotted: str) -> Path:
     params = load_params()
     node: Any = params
@@ -52,10 +59,10 @@ def _param_path(dotted: str) -> Path:
 @download_app.command("grid")
 @reports_errors
 def download_grid(
-    speakers: Annotated[list[str], typer.Argument(help="GRID speaker ids, s1..s34 (s21 has no video).")],
-    mirror: Annotated[str, typer.Option(help="zenodo | sheffield | sample | a base URL.")] = "zenodo",
-    root: Annotated[Path | None, typer.Option(help="Corpus root (default: params grid.raw_root).")] = None,
-    progress: Annotated[bool | None, typer.Option("--progress/--no-progress")] = None,
+    speakers: Annotated[list[str], typer.Argument(help="GRID ids s1..s34 (s21 has no video).")],
+    mirror: Annotated[str, typer.Option(help="zenodo | sheffield | sample | base URL.")] = "zenodo",
+    root: RootOption = None,
+    progress: ProgressOption = None,
 ) -> None:
     """Download GRID speakers into ROOT/s{N}/*.mpg and ROOT/alignments/s{N}/*.align."""
     from flows.download import download_grid_flow

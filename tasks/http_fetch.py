@@ -41,7 +41,9 @@ from tasks.manifests import file_sha256
 
 log = logging.getLogger(__name__)
 
-CHUNK_BYTES = 1 << 20
+# Small enough that a dropped connection loses little of what already arrived (bytes of a
+# chunk still in flight when the connection breaks are discarded and fetched again).
+CHUNK_BYTES = 1 << 16
 # (connect, read) seconds: a stalled mirror is retried rather than waited on forever.
 TIMEOUT_S = (15.0, 60.0)
 PART_SUFFIX = ".part"
@@ -291,4 +293,3 @@ def fetch(
     write_bytes_atomic(sidecar_path(dest), (json.dumps(record, indent=2) + "\n").encode())
     log.info("fetched %s (%d bytes)", url, size)
     return FetchResult(dest, size, sha256, downloaded=True)
-

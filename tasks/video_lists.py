@@ -22,9 +22,7 @@ LIP2WAV_SPLITS: tuple[str, ...] = ("train", "val", "test")
 VIDEO_ID_RE = re.compile(r"^[A-Za-z0-9_-]{11}$")
 
 # Hosts whose URLs name a YouTube video; anything else in a user list is an error.
-_YOUTUBE_HOSTS = frozenset(
-    {"youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com"}
-)
+_YOUTUBE_HOSTS = frozenset({"youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com"})
 _SHORT_HOSTS = frozenset({"youtu.be", "www.youtu.be"})
 # Path prefixes on youtube.com that carry the id as the next path segment.
 _PATH_ID_PREFIXES = ("shorts", "embed", "live", "v")

@@ -501,11 +501,13 @@ def download_grid(
             )
             alignments |= {p.relative_to(staging).as_posix() for p in extracted}
         rows = {
-            s: _manifest_rows(staging, s, videos[s], alignments, sources[s].video.url)
-            for s in todo
+            s: _manifest_rows(staging, s, videos[s], alignments, sources[s].video.url) for s in todo
         }
         _move_tree(staging, root)
         for speaker in todo:
+            # The layout always has the folder, even for a speaker without alignments,
+            # so a DVC stage can declare it as an output.
+            (root / "alignments" / speaker).mkdir(parents=True, exist_ok=True)
             write_raw_manifest(rows[speaker], manifest_path(root, speaker))
             log.info("GRID %s: %d utterances", speaker, len(rows[speaker]))
     finally:

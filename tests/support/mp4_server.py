@@ -57,13 +57,20 @@ class Mp4Server:
     """A threaded HTTP server on 127.0.0.1 (free port) serving ``folder/<name>``.
 
     ``status_by_id`` maps a video id to the HTTP status its ``/<id>.mp4`` gets instead of
-    the file (e.g. 404, 403). ``requests`` counts requests per path; :attr:`total`
-    sums them.
+    the file (e.g. 404, 403); ``flaky_by_id`` maps an id to ``(status, n)``: the first
+    ``n`` requests get ``status`` (a 503 or 429 that a retry gets past). ``requests``
+    counts requests per path; :attr:`total` sums them.
     """
 
-    def __init__(self, folder: Path, status_by_id: Mapping[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        status_by_id: Mapping[str, int] | None = None,
+        flaky_by_id: Mapping[str, tuple[int, int]] | None = None,
+    ) -> None:
         self.folder = Path(folder)
         self.status_by_id = dict(status_by_id or {})
+        self.flaky_by_id = dict(flaky_by_id or {})
         self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -116,11 +123,15 @@ class Mp4Server:
 
             def _serve(self, body: bool) -> None:
                 path = self.path.split("?", 1)[0]
-                with server._lock:
-                    server.requests[path] += 1
                 name = path.lstrip("/")
                 video_id = name.removesuffix(".mp4")
+                with server._lock:
+                    server.requests[path] += 1
+                    seen = server.requests[path]
                 status = server.status_by_id.get(video_id)
+                flaky_status, flaky_count = server.flaky_by_id.get(video_id, (None, 0))
+                if status is None and seen <= flaky_count:
+                    status = flaky_status
                 file = server.folder / name
                 if status is None and ("/" in name or not file.is_file()):
                     status = HTTPStatus.NOT_FOUND
@@ -151,7 +162,8 @@ def mp4_fixtures(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def mp4_server(mp4_fixtures: Path) -> Iterator[Mp4Server]:
     """A loopback server with the fixtures, plus a 404 id and a 403 id, for one test."""
     server = Mp4Server(
-        mp4_fixtures, status_by_id={ID_NOT_FOUND: HTTPStatus.NOT_FOUND, ID_FORBIDDEN: HTTPStatus.FORBIDDEN}
+        mp4_fixtures,
+        status_by_id={ID_NOT_FOUND: HTTPStatus.NOT_FOUND, ID_FORBIDDEN: HTTPStatus.FORBIDDEN},
     ).start()
     try:
         yield server

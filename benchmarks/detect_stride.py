@@ -1,0 +1,100 @@
+"""How far may face detection be strided? Measure, on the bundled GRID sample.
+
+For each stride k the face track (detection on every k-th frame and the last, linear
+interpolation between, the moving-average smoothing of params.yaml) is compared with
+the every-frame track (smoothed the same way): the mean absolute deviation of the box
+corners and of the mouth-centre keypoint, as % of the face size (box side), and the
+detection time per frame of video. ``preprocess.detect_every_frames`` should be the
+largest k whose mean box deviation stays under 2 %.
+
+Run: ``.venv/bin/python benchmarks/detect_stride.py [--strides 1 2 3 5] [VIDEO ...]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tasks.config import load_params  # noqa: E402
+from tasks.face_detection import MOUTH_CENTRE, detector_from_params  # noqa: E402
+from tasks.face_tracking import FaceTrack, track_face, tracking_options  # noqa: E402
+from tasks.media import iter_frames, probe  # noqa: E402
+
+LIMIT_PCT = 2.0
+
+
+def corners(boxes: np.ndarray) -> np.ndarray:
+    """(T, 4) x0, y0, x1, y1 from x, y, w, h."""
+    return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
+
+
+def deviation_pct(track: FaceTrack, reference: FaceTrack) -> tuple[float, float, float]:
+    """Mean and max box-corner deviation, mean mouth deviation, in % of face side."""
+    side = np.sqrt(reference.boxes[:, 2] * reference.boxes[:, 3])
+    box_dev = np.abs(corners(track.boxes) - corners(reference.boxes)).mean(axis=1) / side
+    mouth = np.linalg.norm(
+        track.keypoints[:, MOUTH_CENTRE] - reference.keypoints[:, MOUTH_CENTRE], axis=1
+    ) / side
+    return 100 * box_dev.mean(), 100 * box_dev.max(), 100 * mouth.mean()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("videos", nargs="*", type=Path)
+    parser.add_argument("--strides", nargs="+", type=int, default=[1, 2, 3, 5])
+    args = parser.parse_args()
+    videos = args.videos or sorted((ROOT / "data/samples/grid").glob("**/*.mpg"))
+    pre = load_params(ROOT / "params.yaml")["preprocess"]
+    options = tracking_options(pre)
+    clip_frames = None
+
+    results: dict[int, list[tuple[float, float, float]]] = {k: [] for k in args.strides}
+    seconds: dict[int, float] = dict.fromkeys(args.strides, 0.0)
+    total_frames = 0
+    with detector_from_params(pre) as detector:
+        detector.detect(np.zeros((64, 64, 3), np.uint8))  # warm-up outside the timings
+        for video in videos:
+            fps = probe(video).avg_fps
+            clip_frames = round(fps * float(pre["clip_seconds"]))
+            frames = [f.image for f in iter_frames(video, fps)]
+            for start in range(0, len(frames), clip_frames):
+                clip = frames[start : start + clip_frames]
+                total_frames += len(clip)
+                tracks = {}
+                for k in args.strides:
+                    t0 = time.perf_counter()
+                    tracks[k] = track_face(clip, detector, **{**options, "detect_every_frames": k})
+                    seconds[k] += time.perf_counter() - t0
+                reference = tracks[1] if 1 in tracks else track_face(
+                    clip, detector, **{**options, "detect_every_frames": 1}
+                )
+                if not reference.kept:
+                    print(f"skip {video.name}@{start}: {reference.reject_reason}")
+                    continue
+                for k in args.strides:
+                    results[k].append(deviation_pct(tracks[k], reference))
+
+    print(f"{len(videos)} videos, {total_frames} frames, detector {pre['detector']}, "
+          f"smoothing {options['smooth_window_frames']} frames, clips of {clip_frames} frames")
+    print(f"{'k':>3} {'box dev mean %':>15} {'box dev max %':>14} {'mouth dev %':>12} "
+          f"{'track ms/frame':>15}")
+    best = 1
+    for k in args.strides:
+        dev = np.array(results[k])
+        mean_pct, max_pct, mouth_pct = dev[:, 0].mean(), dev[:, 1].max(), dev[:, 2].mean()
+        per_frame_ms = 1000 * seconds[k] / total_frames
+        print(f"{k:>3} {mean_pct:>15.3f} {max_pct:>14.3f} {mouth_pct:>12.3f} {per_frame_ms:>15.2f}")
+        if mean_pct < LIMIT_PCT:
+            best = max(best, k)
+    print(f"largest k with mean box deviation under {LIMIT_PCT}%: {best}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""The prepare flow: raw manifest -> per-video clips -> one Zarr store + clip manifest per speaker.
+
+One task per video (never per frame), fanned out on the configured task runner; work
+moves between tasks as paths and small rows, never as arrays. The store is written
+whole at the end (``tasks.stores.write_store``), through a temp path and a rename.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.futures import as_completed
+
+from flows.progress import ProgressArtifact, bar
+from flows.retries import retry_unless_deterministic
+from tasks import __version__
+from tasks.clip_manifest import write_clip_manifest
+from tasks.manifests import file_sha256, read_raw_manifest
+from tasks.preprocess import VideoSettings, order_rows, preprocess_video
+from tasks.stores import manifest_path_for, write_store
+
+
+def git_revision(root: Path) -> str:
+    """The commit the code and params came from (``unknown`` outside a git checkout)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+@task(name="preprocess-video", retries=1, retry_condition_fn=retry_unless_deterministic,
+      task_run_name="preprocess-{record[speaker]}-{record[utterance_id]}")
+def preprocess_video_task(record: dict[str, Any], raw_root: Path, work_dir: Path,
+                          settings: VideoSettings) -> list[dict[str, Any]]:
+    """Clips of one video (rows; kept rows point at their .npz in ``work_dir``)."""
+    return preprocess_video(record, raw_root, work_dir, settings)
+
+
+@task(name="write-speaker-store", task_run_name="write-store-{speaker}")
+def write_speaker_store(speaker: str, rows: Sequence[Mapping[str, Any]], store: Path,
+                        attrs: Mapping[str, Any], store_params: Mapping[str, Any],
+                        progress: bool | None) -> Path:
+    """Order the rows, pack kept clips into the store, then write the manifest beside it."""
+    ordered = order_rows(rows)
+    kept = [Path(r["npz_path"]) for r in ordered if r["kept"]]
+    write_store(kept, store, attrs=attrs,
+                clips_per_shard=int(store_params.get("clips_per_shard", 64)),
+                compressor_level=int(store_params.get("compressor_level", 3)),
+                progress=progress)
+    write_clip_manifest([{k: v for k, v in r.items() if k != "npz_path"} for r in ordered],
+                        manifest_path_for(store))
+    return store
+
+
+@flow(name="prepare", log_prints=True)
+def prepare_flow(corpus: str, speakers: list[str], raw_root: Path, features_root: Path,
+                 settings: dict[str, VideoSettings], params_record: dict[str, Any],
+                 project: Path, progress: bool | None = None) -> list[Path]:
+    """Prepare each speaker's store from its raw manifest (``raw_root/manifests/<spk>.parquet``).
+
+    ``settings`` maps speaker -> :class:`VideoSettings` (fps, crop region, params);
+    ``params_record`` is what the store's attributes record as the params that made it.
+    """
+    stores = []
+    revision = git_revision(project)
+    for speaker in speakers:
+        raw_manifest = Path(raw_root) / "manifests" / f"{speaker}.parquet"
+        records = read_raw_manifest(raw_manifest).to_dict("records")
+        store = Path(features_root) / f"{speaker}.zarr"
+        store.parent.mkdir(parents=True, exist_ok=True)
+        work_dir = Path(tempfile.mkdtemp(prefix=f".{speaker}.work.", dir=store.parent))
+        try:
+            futures = [preprocess_video_task.submit(r, Path(raw_root), work_dir,
+                                                    settings[speaker]) for r in records]
+            tracker = ProgressArtifact(len(futures), f"{corpus}/{speaker}: videos preprocessed")
+            rows: list[dict[str, Any]] = []
+            for future in bar(as_completed(futures), total=len(futures),
+                              desc=f"prepare {corpus}/{speaker}", progress=progress,
+                              unit="video"):
+                rows.extend(future.result())
+                tracker.advance()
+            attrs = {
+                "corpus": corpus,
+                "speaker": speaker,
+                "fps": settings[speaker].fps,
+                "params": params_record,
+                "lipflow_version": __version__,
+                "git_revision": revision,
+                "raw_manifest_sha256": file_sha256(raw_manifest),
+                "created_by": f"lipflow prepare {corpus} {speaker}",
+            }
+            stores.append(write_speaker_store(
+                speaker, rows, store, attrs, settings[speaker].features.get("store", {}),
+                progress))
+        finally:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    return stores

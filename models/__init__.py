@@ -1,0 +1,1 @@
+"""Model-side code: datasets over lipflow's feature stores (and, later, models and training)."""

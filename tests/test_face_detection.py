@@ -1,0 +1,78 @@
+"""MediaPipe face detection on real GRID frames, from the committed models only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tasks.errors import ConfigError
+from tasks.face_detection import (
+    LEFT_EYE,
+    MOUTH_CENTRE,
+    NOSE_TIP,
+    RIGHT_EYE,
+    FaceDetector,
+    detector_from_params,
+    model_path,
+)
+from tests.support.faces import face_detector, grid_frames, noise_frames  # noqa: F401
+
+
+def test_grid_frame_has_one_face_with_mouth_in_lower_half(face_detector):  # noqa: F811
+    frame = grid_frames("s1/bbaf2n.mpg")[10]
+    faces = face_detector.detect(frame)
+    assert len(faces) == 1
+    face = faces[0]
+    x, y, w, h = face.box
+    assert face.score > 0.8
+    assert 60 < w < 250 and 60 < h < 250
+    assert face.keypoints.shape == (6, 2)
+    mouth_x, mouth_y = face.keypoints[MOUTH_CENTRE]
+    assert x <= mouth_x <= x + w
+    assert y + h / 2 <= mouth_y <= y + h
+    # subject's right eye is on the image's left; eyes above the nose, nose above the mouth
+    assert face.keypoints[RIGHT_EYE, 0] < face.keypoints[LEFT_EYE, 0]
+    assert face.keypoints[LEFT_EYE, 1] < face.keypoints[NOSE_TIP, 1] < mouth_y
+
+
+def test_row_padded_frame_view_is_still_detected(face_detector):  # noqa: F811
+    """PyAV frames are row-padded views; the wrapper must not hand MediaPipe a strided array."""
+    frame = grid_frames("s16/bgal9n.mpg")[0]
+    padded = np.zeros((frame.shape[0], frame.shape[1] + 8, 3), np.uint8)
+    padded[:, : frame.shape[1]] = frame
+    view = padded[:, : frame.shape[1]]
+    assert not view.flags["C_CONTIGUOUS"]
+    assert len(face_detector.detect(view)) == 1
+
+
+def test_noise_has_no_face(face_detector):  # noqa: F811
+    assert face_detector.detect(noise_frames(1)[0]) == []
+
+
+def test_full_range_model_from_params_detects_the_face():
+    frame = grid_frames("s25/bbwx8n.mpg")[5]
+    with detector_from_params({"detector": "full_range", "min_face_score": 0.5}) as detector:
+        faces = detector.detect(frame)
+        assert detector.detector_name == "full_range"
+    assert len(faces) == 1
+    assert faces[0].box[1] < faces[0].keypoints[MOUTH_CENTRE, 1]
+
+
+def test_models_are_the_committed_files():
+    assert model_path("short_range").name == "face_detection_short_range.tflite"
+    assert model_path("full_range").stat().st_size > 100_000
+
+
+def test_bad_detector_settings_are_config_errors():
+    with pytest.raises(ConfigError, match="detector must be one of"):
+        FaceDetector("long_range")
+    with pytest.raises(ConfigError, match="min_face_score"):
+        FaceDetector("short_range", min_score=1.5)
+
+
+def test_closed_detector_refuses_frames():
+    detector = FaceDetector()
+    detector.close()
+    detector.close()  # idempotent
+    with pytest.raises(RuntimeError, match="after close"):
+        detector.detect(noise_frames(1, 32, 32)[0])

@@ -1,0 +1,159 @@
+"""Feature stores, read back with plain zarr and pandas (docs/contracts.md sections 3-4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import zarr
+from zarr.codecs import ZstdCodec
+
+from tasks.clip_manifest import CLIP_SCHEMA, write_clip_manifest
+from tasks.manifests import ManifestError
+from tasks.stores import (
+    ARRAY_DTYPES,
+    StoreError,
+    manifest_path_for,
+    read_store,
+    store_summary,
+    write_store,
+)
+from tests.support.clips import build_store, clip_rows, store_attrs, write_fake_clips
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_layout_read_back_with_plain_zarr_and_pandas(tmp_path: Path) -> None:
+    store, paths = build_store(tmp_path, 10, clips_per_shard=4, rejected=2, mouth_hw=(6, 10))
+
+    group = zarr.open_group(store, mode="r")
+    assert dict(group.attrs) == {**store_attrs(), "created_by": "lipflow tasks.stores.write_store"}
+    expected_shapes = {
+        "face": (10, 75, 8, 8, 3),
+        "mouth": (10, 75, 6, 10),
+        "wav": (10, 48000),
+        "mel": (10, 241, 80),
+        "mfec": (10, 149, 40, 3),
+        "valid_frames": (10,),
+        "valid_samples": (10,),
+    }
+    for key, shape in expected_shapes.items():
+        array = group[key]
+        assert array.shape == shape, key
+        assert array.dtype == ARRAY_DTYPES[key], key
+        assert array.chunks == (1, *shape[1:]), key
+        assert array.shards == (4, *shape[1:]), key
+        (codec,) = array.compressors
+        assert isinstance(codec, ZstdCodec) and codec.level == 3, key
+    for i, path in enumerate(paths):
+        with np.load(path) as clip:
+            for key in expected_shapes:
+                np.testing.assert_array_equal(group[key][i], clip[key], err_msg=f"{key}[{i}]")
+
+    # 3 shards (4 + 4 + 2 clips) per array: the file count grows with shards, not clips.
+    files = _files(store)
+    assert sum(name.startswith("face/c/") for name in files) == 3
+    assert len(files) == 1 + 7 * (1 + 3)
+
+    manifest = pd.read_parquet(manifest_path_for(store))
+    assert list(manifest.columns) == CLIP_SCHEMA.names
+    assert pq.read_schema(manifest_path_for(store)).remove_metadata() == CLIP_SCHEMA
+    kept = manifest[manifest["kept"]]
+    assert list(kept["store_index"]) == list(range(10))
+    assert (manifest.loc[~manifest["kept"], "store_index"] == -1).all()
+    assert manifest.loc[~manifest["kept"], "reject_reason"].notna().all()
+    for _, row in kept.iterrows():
+        with np.load(paths[row["store_index"]]) as clip:
+            assert row["valid_frames"] == int(clip["valid_frames"])
+            assert group["valid_frames"][row["store_index"]] == row["valid_frames"]
+
+
+def test_64_clip_store_is_a_handful_of_files(tmp_path: Path) -> None:
+    paths = write_fake_clips(tmp_path / "clips", 64, face_px=4, mouth_hw=(4, 4))
+    store = write_store(paths, tmp_path / "s1.zarr", attrs=store_attrs(), progress=False)
+    summary = store_summary(store)
+    assert summary["num_clips"] == 64
+    assert summary["arrays"]["face"]["shards"] == (64, 75, 4, 4, 3)
+    # group zarr.json + per array (zarr.json + one shard)
+    assert summary["num_files"] == 1 + 7 * 2 == 15
+
+
+def test_two_runs_give_byte_identical_files(tmp_path: Path) -> None:
+    paths = write_fake_clips(tmp_path / "clips", 5)
+    first = write_store(paths, tmp_path / "a" / "s1.zarr", attrs=store_attrs(), clips_per_shard=2)
+    second = write_store(paths, tmp_path / "b" / "s1.zarr", attrs=store_attrs(), clips_per_shard=2)
+    assert _files(first) == _files(second)
+    assert len(_files(first)) == 1 + 7 * (1 + 3)
+
+
+def test_interrupted_write_leaves_previous_store_intact(tmp_path: Path) -> None:
+    paths = write_fake_clips(tmp_path / "clips", 10)
+    store = write_store(paths, tmp_path / "s1.zarr", attrs=store_attrs(), clips_per_shard=4)
+    before = _files(store)
+
+    corrupt = tmp_path / "clips" / "clip_006.npz"
+    corrupt.write_bytes(corrupt.read_bytes()[:5000])  # truncated: shard 1 fails mid-way
+    with pytest.raises(StoreError, match="clip_006.npz"):
+        write_store(paths, store, attrs={**store_attrs(), "speaker": "new"}, clips_per_shard=4)
+
+    assert _files(store) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clips", "s1.zarr"]
+
+
+def test_mismatched_missing_or_mistyped_clips_are_named(tmp_path: Path) -> None:
+    paths = write_fake_clips(tmp_path / "clips", 3)
+    odd = write_fake_clips(tmp_path / "odd", 1, face_px=10)[0]
+    with pytest.raises(StoreError, match=r"odd/clip_000\.npz.*'face' has shape"):
+        write_store([*paths, odd], tmp_path / "x.zarr", attrs=store_attrs())
+
+    with np.load(paths[0]) as clip:
+        arrays = dict(clip)
+    np.savez(tmp_path / "nomel.npz", **{k: v for k, v in arrays.items() if k != "mel"})
+    with pytest.raises(StoreError, match=r"nomel\.npz has no 'mel'"):
+        write_store([paths[0], tmp_path / "nomel.npz"], tmp_path / "x.zarr", attrs={})
+
+    np.savez(tmp_path / "floatwav.npz", **{**arrays, "wav": arrays["wav"] / 32768.0})
+    with pytest.raises(StoreError, match=r"floatwav\.npz: 'wav' is float64"):
+        write_store([paths[0], tmp_path / "floatwav.npz"], tmp_path / "x.zarr", attrs={})
+
+    with pytest.raises(StoreError, match="missing.npz does not exist"):
+        write_store([tmp_path / "missing.npz"], tmp_path / "x.zarr", attrs={})
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_empty_store_has_zero_length_arrays(tmp_path: Path) -> None:
+    attrs = store_attrs()
+    attrs["params"]["preprocess"].update(face_size_px=96, mouth_height_px=48, mouth_width_px=64)
+    store = write_store([], tmp_path / "s1.zarr", attrs=attrs)
+    group = read_store(store)
+    assert group["face"].shape == (0, 75, 96, 96, 3)
+    assert group["mouth"].shape == (0, 75, 48, 64)
+    assert group["wav"].shape == (0, 48000)
+    assert group["mel"].shape == (0, 241, 80)
+    assert group["mfec"].shape == (0, 149, 40, 3)
+    assert group["valid_frames"].shape == (0,)
+    assert group["face"][:].shape == (0, 75, 96, 96, 3)
+    assert group.attrs["speaker"] == "s1"
+
+
+def test_clip_manifest_rejects_out_of_order_store_index(tmp_path: Path) -> None:
+    paths = write_fake_clips(tmp_path / "clips", 2)
+    rows = clip_rows(paths, rejected=1)
+    rows[0], rows[1] = rows[1], rows[0]
+    with pytest.raises(ManifestError, match="expected 0"):
+        write_clip_manifest(rows, tmp_path / "s1.parquet")
+    rows = clip_rows(paths, rejected=1)
+    rows[2]["store_index"] = 5
+    with pytest.raises(ManifestError, match="rejected but has store_index 5"):
+        write_clip_manifest(rows, tmp_path / "s1.parquet")
+    assert not (tmp_path / "s1.parquet").exists()
+
+
+def test_read_store_names_a_missing_store(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no Zarr store at"):
+        read_store(tmp_path / "nothing.zarr")
