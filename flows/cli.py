@@ -75,5 +75,41 @@ def download_grid(
         typer.echo(f"wrote {path}")
 
 
+RunnerOption = Annotated[str | None, typer.Option(
+    help="thread | process | dask | ray (default: params runtime.runner, else process).")]
+AddressOption = Annotated[str | None, typer.Option(
+    help="An existing Dask scheduler or Ray cluster address.")]
+
+
+@app.command("prepare")
+@reports_errors
+def prepare(
+    corpus: Annotated[str, typer.Argument(help="grid, lip2wav, or a user corpus name.")],
+    speakers: Annotated[list[str], typer.Argument(help="Speakers to prepare.")],
+    root: RootOption = None,
+    out: Annotated[Path | None, typer.Option(help="Features root (default: from params).")] = None,
+    fps: Annotated[float | None, typer.Option(help="Frame rate for a user corpus.")] = None,
+    runner: RunnerOption = None,
+    address: AddressOption = None,
+    progress: ProgressOption = None,
+) -> None:
+    """Preprocess videos and extract features into one Zarr store per speaker."""
+    from flows.prepare import prepare_flow
+    from flows.runners import runner_from_params
+    from flows.settings import corpus_roots, speaker_settings
+    from tasks.config import project_root
+
+    params = load_params()
+    raw_root, features_root = corpus_roots(params, corpus, root, out)
+    per_speaker = {s: speaker_settings(params, corpus, s, fps) for s in speakers}
+    settings = {s: v[0] for s, v in per_speaker.items()}
+    record = per_speaker[speakers[0]][1]
+    task_runner = runner_from_params(params, runner, address)
+    flow_run = prepare_flow.with_options(task_runner=task_runner)
+    for store in flow_run(corpus, speakers, raw_root, features_root, settings, record,
+                          project_root(), progress):
+        typer.echo(f"wrote {store}")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     sys.exit(app())

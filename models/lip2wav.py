@@ -67,7 +67,9 @@ class Lip2WavConfig:
         names = {f.name for f in fields(cls)}
         made = cls(**{k: v for k, v in cfg.items() if k in names})
         if made.decoder not in DECODERS:
-            raise ConfigError(f"train.lip2wav.decoder must be one of {DECODERS}, got {made.decoder!r}")
+            raise ConfigError(
+                f"train.lip2wav.decoder must be one of {DECODERS}, got {made.decoder!r}"
+            )
         return made
 
     def mel_frames(self, video_frames: int) -> int:
@@ -158,7 +160,9 @@ class Prenet(nn.Module):
     def __init__(self, cin: int, sizes: list[int], dropout: float):
         super().__init__()
         dims = [cin, *sizes]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
+        self.layers = nn.ModuleList(
+            nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True)
+        )
         self.dropout = dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -176,14 +180,19 @@ class LocationSensitiveAttention(nn.Module):
         self.query = nn.Linear(query_dim, d, bias=False)
         self.memory = nn.Linear(memory_dim, d, bias=False)
         self.location_conv = nn.Conv1d(
-            2, cfg.location_filters, cfg.location_kernel, padding=cfg.location_kernel // 2,
+            2,
+            cfg.location_filters,
+            cfg.location_kernel,
+            padding=cfg.location_kernel // 2,
             bias=False,
         )
         self.location = nn.Linear(cfg.location_filters, d, bias=False)
         self.v = nn.Linear(d, 1, bias=True)
 
     def forward(self, query, processed_memory, memory, weights, cum_weights):
-        loc = self.location(self.location_conv(torch.stack([weights, cum_weights], 1)).transpose(1, 2))
+        loc = self.location(
+            self.location_conv(torch.stack([weights, cum_weights], 1)).transpose(1, 2)
+        )
         energies = self.v(torch.tanh(self.query(query).unsqueeze(1) + processed_memory + loc))
         w = torch.softmax(energies.squeeze(-1), dim=1)
         context = torch.bmm(w.unsqueeze(1), memory).squeeze(1)
@@ -265,7 +274,9 @@ class Lip2Wav(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if video.ndim != 5 or video.shape[-1] != 3:
             raise ValueError(f"lip2wav expects video (B, T, H, W, 3), got {tuple(video.shape)}")
-        m = mel_frames or (target.shape[1] if target is not None else self.cfg.mel_frames(video.shape[1]))
+        m = mel_frames or (
+            target.shape[1] if target is not None else self.cfg.mel_frames(video.shape[1])
+        )
         enc = self.encoder(video)
         if isinstance(self.decoder, AttentionDecoder):
             return self.decoder(enc, m, target if self.training else None)

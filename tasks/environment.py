@@ -8,8 +8,12 @@ Prefect reads its settings at import time, so ``flows/__init__.py`` calls
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from tasks.config import project_root
+
+#: Prefect logging config that keeps user errors to one line on the console.
+LOGGING_CONFIG = Path(__file__).resolve().parents[1] / "flows" / "logging.yml"
 
 DEFAULTS = {
     "DO_NOT_TRACK": "1",
@@ -25,3 +29,4 @@ def apply_defaults() -> None:
     for key, value in DEFAULTS.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("PREFECT_HOME", str(project_root() / ".prefect"))
+    os.environ.setdefault("PREFECT_LOGGING_CONFIG_PATH", str(LOGGING_CONFIG))

@@ -19,6 +19,7 @@ from types import TracebackType
 import numpy as np
 
 from tasks.errors import ConfigError
+from tasks.native_logs import quiet_native_stderr
 
 # The full-range model logs a glog warning every few frames; keep warnings and errors
 # that matter (level >= ERROR) only. Must be set before mediapipe loads its library.
@@ -91,7 +92,9 @@ class FaceDetector:
         )
         self.detector_name = detector
         self.min_score = float(min_score)
-        self._detector = vision.FaceDetector.create_from_options(options)
+        with quiet_native_stderr():
+            self._detector = vision.FaceDetector.create_from_options(options)
+        self._warmed_up = False
 
     def detect(self, frame: np.ndarray) -> list[Face]:
         """Return the faces in one ``(H, W, 3)`` uint8 RGB frame, best score first."""
@@ -106,7 +109,12 @@ class FaceDetector:
         # PyAV hands out row-padded views; MediaPipe reads the buffer as packed rows
         # and silently finds nothing in a strided array, so always pass a packed copy.
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame))
-        result = self._detector.detect(image)
+        if self._warmed_up:
+            result = self._detector.detect(image)
+        else:  # the first call logs LiteRT's buffer-alignment notice to fd 2
+            with quiet_native_stderr():
+                result = self._detector.detect(image)
+            self._warmed_up = True
         height, width = frame.shape[:2]
         faces = []
         for det in result.detections:
@@ -121,7 +129,8 @@ class FaceDetector:
     def close(self) -> None:
         """Free the native graph (idempotent)."""
         if self._detector is not None:
-            self._detector.close()
+            with quiet_native_stderr():
+                self._detector.close()
             self._detector = None
 
     def __enter__(self) -> FaceDetector:

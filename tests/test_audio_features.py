@@ -227,7 +227,7 @@ def test_mfec_equals_speechpy_int16_units():
     cube = mfec_cube(wav, {"input_units": "int16"})
     expected = _speechpy_cube(wav.astype(np.float64))
     np.testing.assert_array_equal(cube, expected.astype(np.float32))
-    # the units only shift log energies: static by 2 ln 32768, speechpy's "deltas" by 0.3x
+    # the units only shift log energies: static by 2 ln 32768 (speechpy "deltas" by 0.3 of it)
     shift = 2 * np.log(32768.0)
     float_cube = mfec_cube(wav)
     np.testing.assert_allclose(cube[..., 0] - float_cube[..., 0], shift, atol=1e-3)

@@ -7,6 +7,7 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from tasks.ffmpeg import ffmpeg_exe
@@ -17,8 +18,21 @@ SAMPLE_CLIP = Path(__file__).resolve().parents[2] / "data/samples/grid/s1/bbaf2n
 @cache
 def grid_speech_16k() -> np.ndarray:
     """The audio of s1/bbaf2n.mpg as 16 kHz mono int16 (about 3 s of real speech)."""
-    cmd = [ffmpeg_exe(), "-v", "error", "-i", str(SAMPLE_CLIP), "-vn", "-ac", "1",
-           "-ar", "16000", "-f", "s16le", "-"]
+    cmd = [
+        ffmpeg_exe(),
+        "-v",
+        "error",
+        "-i",
+        str(SAMPLE_CLIP),
+        "-vn",
+        "-ac",
+        "1",
+        "-ar",
+        "16000",
+        "-f",
+        "s16le",
+        "-",
+    ]
     raw = subprocess.run(cmd, check=True, capture_output=True).stdout
     return np.frombuffer(raw, dtype=np.int16).copy()
 
@@ -40,3 +54,27 @@ def fake_clip(seed: int, frames: int = 75, kind: str = "face", mouth_hw=(60, 100
         "wav": torch.from_numpy(wav),
         "valid_frames": torch.tensor(frames),
     }
+
+
+def tiny_cfg(model_name: str, **overrides) -> dict:
+    """The tiny preset of params.yaml's train section for ``model_name``, with overrides."""
+    from models.training import model_config
+    from tasks.config import load_params
+
+    cfg = model_config(
+        load_params(Path(__file__).resolve().parents[2] / "params.yaml")["train"],
+        model_name,
+        size="tiny",
+    )
+    cfg.update(overrides)
+    return cfg
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine two spinning OpenMP threads make
+    small models 10-50x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
