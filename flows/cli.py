@@ -75,6 +75,115 @@ def download_grid(
         typer.echo(f"wrote {path}")
 
 
+def _youtube_options(params_section: dict[str, Any], url_template: str | None,
+                     cookies: Path | None, rate_limit: str | None,
+                     sleep: float | None, progress: bool | None) -> dict[str, Any]:
+    from tasks.youtube_download import WATCH_URL_TEMPLATE
+
+    return {
+        "url_template": url_template or WATCH_URL_TEMPLATE,
+        "max_height_px": int(params_section.get("max_height_px", 720)),
+        "cookies": cookies, "rate_limit": rate_limit, "sleep_s": sleep, "progress": progress,
+    }
+
+
+UrlTemplateOption = Annotated[str | None, typer.Option(
+    help="Where a video id is fetched from, with {id} (default: the YouTube watch URL); "
+         "for mirrors and offline tests.")]
+CookiesOption = Annotated[Path | None, typer.Option(help="A cookies.txt for yt-dlp.")]
+RateOption = Annotated[str | None, typer.Option("--rate-limit", help="Bytes/s, e.g. 2M.")]
+SleepOption = Annotated[float | None, typer.Option(help="Seconds to sleep between videos.")]
+
+
+@download_app.command("lip2wav")
+@reports_errors
+def download_lip2wav(
+    speakers: Annotated[list[str], typer.Argument(help="chem, chess, dl, eh, hs.")],
+    split: Annotated[str, typer.Option(help="train | val | test | all")] = "test",
+    limit: Annotated[int | None, typer.Option(help="At most N videos per speaker.")] = None,
+    root: RootOption = None,
+    cookies: CookiesOption = None,
+    rate_limit: RateOption = None,
+    sleep: SleepOption = None,
+    url_template: UrlTemplateOption = None,
+    progress: ProgressOption = None,
+) -> None:
+    """Download Lip2Wav speakers' videos (from their published lists) through yt-dlp."""
+    from flows.download import download_lip2wav_flow
+    from tasks.corpora.lip2wav import validate_speakers
+
+    validate_speakers(speakers)
+    params = load_params()
+    options = _youtube_options(params.get("lip2wav", {}), url_template, cookies, rate_limit,
+                               sleep, progress)
+    options.update(split=split, limit=limit)
+    results = download_lip2wav_flow(speakers, root or _param_path("lip2wav.raw_root"), options)
+    for result in results:
+        typer.echo(f"{result.speaker}:\n{result.summary.table()}\nwrote {result.manifest}")
+
+
+@download_app.command("youtube")
+@reports_errors
+def download_youtube(
+    list_file: Annotated[Path, typer.Option("--list", help="File of YouTube ids or URLs.")],
+    speaker: Annotated[str, typer.Option(help="Name for this speaker.")],
+    language: Annotated[str, typer.Option(help="Language code, e.g. en, de, hi.")],
+    corpus: Annotated[str, typer.Option(help="Corpus name.")] = "youtube",
+    root: RootOption = None,
+    cookies: CookiesOption = None,
+    rate_limit: RateOption = None,
+    sleep: SleepOption = None,
+    url_template: UrlTemplateOption = None,
+    progress: ProgressOption = None,
+) -> None:
+    """Download a user's own speaker (any language) from a list of ids or URLs."""
+    from flows.download import download_youtube_flow
+
+    params = load_params()
+    options = _youtube_options(params.get(corpus, {}), url_template, cookies, rate_limit,
+                               sleep, progress)
+    target = root or resolve(f"data/raw/{corpus}")
+    result = download_youtube_flow(list_file, speaker, language, target, corpus, options)
+    typer.echo(f"{result.speaker}:\n{result.summary.table()}\nwrote {result.manifest}")
+
+
+@download_app.command("local")
+@reports_errors
+def download_local(
+    src_dir: Annotated[Path, typer.Argument(help="Folder of videos already on disk.")],
+    speaker: Annotated[str, typer.Option(help="Name for this speaker.")],
+    language: Annotated[str, typer.Option(help="Language code, e.g. en, de, hi.")],
+    corpus: Annotated[str, typer.Option(help="Corpus name.")] = "local",
+    root: RootOption = None,
+) -> None:
+    """Register local videos as a corpus speaker (raw layout and manifest)."""
+    from flows.download import register_local_flow
+
+    target = root or resolve(f"data/raw/{corpus}")
+    typer.echo(f"wrote {register_local_flow(src_dir, speaker, language, target, corpus)}")
+
+
+@app.command("track")
+@reports_errors
+def track(
+    video: Annotated[Path, typer.Argument(help="Any mp4/mpg/avi with a face.")],
+    out: Annotated[Path, typer.Argument(help="Output video with face box and mouth drawn.")],
+    crops: Annotated[Path | None, typer.Option(help="Save mouth crops as PNGs here.")] = None,
+    progress: ProgressOption = None,
+) -> None:
+    """Draw the tracked face box and mouth rectangle on every frame of VIDEO."""
+    from tasks.track_video import write_track_video
+
+    summary = write_track_video(video, out, crops_dir=crops, params=load_params(),
+                                progress=progress)
+    typer.echo(f"wrote {out}: {summary.num_frames} frames at {summary.fps:g} fps, "
+               f"detection rate {summary.detection_rate:.2f}")
+    if summary.crops_dir:
+        typer.echo(f"wrote {summary.num_crops} mouth crops to {summary.crops_dir}")
+    for reason in summary.rejected_chunks:
+        typer.echo(f"warning: {reason}", err=True)
+
+
 RunnerOption = Annotated[str | None, typer.Option(
     help="thread | process | dask | ray (default: params runtime.runner, else process).")]
 AddressOption = Annotated[str | None, typer.Option(
