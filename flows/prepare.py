@@ -60,6 +60,41 @@ def write_speaker_store(speaker: str, rows: Sequence[Mapping[str, Any]], store: 
     return store
 
 
+def preprocess_videos(records: Sequence[Mapping[str, Any]], raw_root: Path, work_dir: Path,
+                      settings: VideoSettings, *, label: str,
+                      progress: bool | None) -> list[dict[str, Any]]:
+    """Submit one task per video on the current flow's task runner; gather their rows.
+
+    A terminal bar and a Prefect progress artifact advance as videos finish (in any
+    order); every video yields rows, bad ones as recorded rejections, so the batch
+    never stops at the first bad file.
+    """
+    futures = [preprocess_video_task.submit(dict(r), Path(raw_root), Path(work_dir), settings)
+               for r in records]
+    tracker = ProgressArtifact(len(futures), f"{label}: videos preprocessed")
+    rows: list[dict[str, Any]] = []
+    for future in bar(as_completed(futures), total=len(futures), desc=f"preprocess {label}",
+                      progress=progress, unit="video"):
+        rows.extend(future.result())
+        tracker.advance()
+    return rows
+
+
+@flow(name="preprocess", log_prints=True)
+def preprocess_flow(raw_manifest: Path, raw_root: Path, work_dir: Path, settings: VideoSettings,
+                    progress: bool | None = None) -> list[dict[str, Any]]:
+    """Preprocess every video of a raw manifest into per-clip ``.npz`` files in ``work_dir``.
+
+    Returns clip-manifest rows (kept rows carry ``npz_path``). ``prepare`` runs the same
+    steps and then packs the clips into a store; this flow stops before that, for
+    inspecting clips or feeding another packer.
+    """
+    records = read_raw_manifest(Path(raw_manifest)).to_dict("records")
+    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    return preprocess_videos(records, raw_root, work_dir, settings,
+                             label=Path(raw_manifest).stem, progress=progress)
+
+
 @flow(name="prepare", log_prints=True)
 def prepare_flow(corpus: str, speakers: list[str], raw_root: Path, features_root: Path,
                  settings: dict[str, VideoSettings], params_record: dict[str, Any],
@@ -78,15 +113,8 @@ def prepare_flow(corpus: str, speakers: list[str], raw_root: Path, features_root
         store.parent.mkdir(parents=True, exist_ok=True)
         work_dir = Path(tempfile.mkdtemp(prefix=f".{speaker}.work.", dir=store.parent))
         try:
-            futures = [preprocess_video_task.submit(r, Path(raw_root), work_dir,
-                                                    settings[speaker]) for r in records]
-            tracker = ProgressArtifact(len(futures), f"{corpus}/{speaker}: videos preprocessed")
-            rows: list[dict[str, Any]] = []
-            for future in bar(as_completed(futures), total=len(futures),
-                              desc=f"prepare {corpus}/{speaker}", progress=progress,
-                              unit="video"):
-                rows.extend(future.result())
-                tracker.advance()
+            rows = preprocess_videos(records, Path(raw_root), work_dir, settings[speaker],
+                                     label=f"{corpus}/{speaker}", progress=progress)
             attrs = {
                 "corpus": corpus,
                 "speaker": speaker,

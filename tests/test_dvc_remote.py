@@ -1,11 +1,12 @@
-"""DVC remotes: ``dvc push`` then, in a fresh clone, ``dvc pull`` restores identical outputs."""
+"""DVC remotes: push then pull in a fresh clone is byte-identical; ``refresh`` pushes."""
 
 from __future__ import annotations
 
 import shutil
 
 from flows.runners import tree_digest
-from tests.support.git_repo import commit_all, dvc, git, make_toy_project
+from tests.support.git_repo import commit_all, dvc, git, make_toy_project, set_param
+from tests.support.prefect_harness import prefect_harness  # noqa: F401 - fixture
 
 OUTPUTS = ("data/features/toy/s1.zarr", "models/toy.ckpt")
 
@@ -29,3 +30,25 @@ def test_push_then_pull_in_a_fresh_clone_is_byte_identical(tmp_path):
     assert after == before
     assert (clone / OUTPUTS[0] / "zarr.json").is_file()
     assert "up to date" in dvc("status", cwd=clone)  # workspace matches dvc.lock
+
+
+def test_refresh_flow_repros_and_pushes_to_the_remote(prefect_harness, tmp_path):  # noqa: F811
+    from flows.refresh import download_command, missing_speakers, refresh_flow
+
+    repo, remote = tmp_path / "repo", tmp_path / "remote"
+    make_toy_project(repo)
+    dvc("remote", "add", "-d", "shared", str(remote), cwd=repo)
+    set_param(repo, "mouth_size_px", 10)  # makes the stage stale: refresh must re-run it
+
+    result = refresh_flow(root=str(repo))
+
+    assert result["downloaded"] == {} and result["pushed"] is True
+    assert "up to date" in dvc("status", cwd=repo)  # repro ran: workspace matches dvc.lock
+    assert "in sync" in dvc("status", "--cloud", cwd=repo)  # push ran: remote has it all
+    params = {"grid": {"raw_root": "raw", "speakers": ["s1", "s2"], "mirror": "sample"}}
+    (repo / "raw" / "manifests").mkdir(parents=True)
+    (repo / "raw" / "manifests" / "s1.parquet").write_bytes(b"")
+    assert missing_speakers(params, "grid", repo) == ["s2"]
+    cmd = download_command(params, "grid", ["s2"], repo)
+    assert cmd[-6:] == ["s2", "--root", str(repo / "raw"), "--no-progress", "--mirror", "sample"]
+    assert cmd[-8:-6] == ["download", "grid"]
