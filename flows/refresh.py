@@ -66,6 +66,10 @@ def download_command(params: Mapping[str, Any], corpus: str, speakers: list[str]
            "--no-progress"]
     if corpus == "grid":
         cmd += ["--mirror", str(conf.get("mirror", "zenodo"))]
+    elif corpus == "lip2wav":
+        cmd += ["--split", str(conf.get("split", "test"))]
+        if conf.get("limit_videos"):  # 0 / null: every video of the list
+            cmd += ["--limit", str(int(conf["limit_videos"]))]
     return cmd
 
 

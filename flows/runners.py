@@ -69,9 +69,9 @@ def make_task_runner(kind: str | None = None, address: str | None = None,
 
         return ThreadPoolTaskRunner(max_workers=workers or default_workers())
     if kind == "process":
-        from prefect.task_runners import ProcessPoolTaskRunner
+        from flows.shared_api import SharedApiProcessPoolTaskRunner
 
-        return ProcessPoolTaskRunner(max_workers=workers or default_workers())
+        return SharedApiProcessPoolTaskRunner(max_workers=workers or default_workers())
     if kind == "dask":
         try:
             from prefect_dask import DaskTaskRunner

@@ -6,7 +6,8 @@ import shutil
 
 from flows.runners import tree_digest
 from tests.support.git_repo import commit_all, dvc, git, make_toy_project, set_param
-from tests.support.prefect_harness import prefect_harness  # noqa: F401 - fixture
+
+pytest_plugins = ["tests.support.prefect_harness"]  # the shared session-wide Prefect API
 
 OUTPUTS = ("data/features/toy/s1.zarr", "models/toy.ckpt")
 
@@ -32,7 +33,7 @@ def test_push_then_pull_in_a_fresh_clone_is_byte_identical(tmp_path):
     assert "up to date" in dvc("status", cwd=clone)  # workspace matches dvc.lock
 
 
-def test_refresh_flow_repros_and_pushes_to_the_remote(prefect_harness, tmp_path):  # noqa: F811
+def test_refresh_flow_repros_and_pushes_to_the_remote(prefect_harness, tmp_path):
     from flows.refresh import download_command, missing_speakers, refresh_flow
 
     repo, remote = tmp_path / "repo", tmp_path / "remote"
@@ -52,3 +53,8 @@ def test_refresh_flow_repros_and_pushes_to_the_remote(prefect_harness, tmp_path)
     cmd = download_command(params, "grid", ["s2"], repo)
     assert cmd[-6:] == ["s2", "--root", str(repo / "raw"), "--no-progress", "--mirror", "sample"]
     assert cmd[-8:-6] == ["download", "grid"]
+    lip2wav = {"lip2wav": {"raw_root": "l2w", "speakers": ["chem"], "split": "val",
+                           "limit_videos": 2}}
+    assert missing_speakers(lip2wav, "lip2wav", repo) == ["chem"]
+    assert download_command(lip2wav, "lip2wav", ["chem"], repo)[-7:] == [
+        "--root", str(repo / "l2w"), "--no-progress", "--split", "val", "--limit", "2"]

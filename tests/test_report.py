@@ -12,6 +12,8 @@ from tasks.report import ReportError, build_report, speaker_summary
 from tasks.stores import read_clip_manifest
 from tests.support.clips import build_store
 
+pytest_plugins = ["tests.support.prefect_harness"]  # the shared session-wide Prefect API
+
 #: Griffin-Lim rounds: enough to test the path, few enough to keep the test fast.
 PARAMS = {"grid": {"features_root": "data/features/grid"},
           "features": {"mel": {"griffin_lim_iters": 4}}}
@@ -60,3 +62,30 @@ def test_speaker_summary_counts_match_the_manifests(project):
 def test_report_without_data_is_a_clear_error(tmp_path):
     with pytest.raises(ReportError, match="no clip manifests found"):
         build_report(tmp_path, tmp_path / "out", {})
+
+
+def test_speaker_table_artifact_is_published_from_a_flow(project, prefect_harness):
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.artifacts import publish_speaker_table, speaker_rows
+
+    manifests = sorted((project / "data" / "features" / "grid").glob("*.parquet"))
+    rows = speaker_rows(manifests)
+    assert publish_speaker_table(rows) is None  # outside a flow run: nothing to attach to
+
+    @flow
+    def finish() -> None:
+        publish_speaker_table(rows, key="speaker-table-test")
+
+    finish()
+    only_ours = ArtifactFilter(key=ArtifactFilterKey(any_=["speaker-table-test"]))
+    with get_client(sync_client=True) as client:
+        (artifact,) = client.read_artifacts(artifact_filter=only_ours)
+    assert artifact.key == "speaker-table-test" and artifact.type == "table"
+    table = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+    by_speaker = {r["speaker"]: r for r in table}
+    assert by_speaker["s1"]["clips_kept"] == 5 and by_speaker["s1"]["clips_rejected"] == 2
+    assert by_speaker["s1"]["rejected_by_reason"] == "no face detected in 40% of frames: 2"
+    assert by_speaker["s16"]["minutes"] == pytest.approx(3 * 3 / 60)

@@ -16,7 +16,8 @@ from flows.runners import (
     tree_digest,
 )
 from tasks.errors import ConfigError
-from tests.support.prefect_harness import prefect_harness  # noqa: F401 - fixture
+
+pytest_plugins = ["tests.support.prefect_harness"]  # the shared session-wide Prefect API
 
 
 @task
@@ -51,7 +52,7 @@ def _run(kind: str, inputs: list[Path], out_dir: Path) -> list[str]:
     return _map_flow.with_options(task_runner=runner)(inputs, out_dir)
 
 
-def test_thread_process_and_dask_give_identical_outputs(prefect_harness, inputs, tmp_path):  # noqa: F811
+def test_thread_process_and_dask_give_identical_outputs(prefect_harness, inputs, tmp_path):
     results = {kind: _run(kind, inputs, tmp_path / kind) for kind in ("thread", "process", "dask")}
     expected = [p.stem + ".sha" for p in inputs]
     assert all(names == expected for names in results.values()), results

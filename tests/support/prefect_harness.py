@@ -1,9 +1,9 @@
 """One Prefect test harness per test session, shared by every module that runs flows.
 
-Why session-scoped: ``prefect_test_harness`` starts a temporary SQLite-backed API server
-(10-20 s). Starting it once and reusing it keeps each flow test at seconds. Import the
-fixture into a test module with ``from tests.support.prefect_harness import prefect_harness``
-and request it (or mark the module ``pytestmark = pytest.mark.usefixtures("prefect_harness")``).
+Why session-scoped and a plugin: ``prefect_test_harness`` starts a temporary SQLite-backed
+API server (10-20 s). Starting it once per session keeps each flow test at seconds. A
+fixture *imported* into several modules would be set up once per module, so modules
+declare ``pytest_plugins = ["tests.support.prefect_harness"]`` and request ``prefect_harness``.
 """
 
 from __future__ import annotations
