@@ -220,5 +220,57 @@ def prepare(
         typer.echo(f"wrote {store}")
 
 
+ModelArgument = Annotated[str, typer.Argument(help="lip2wav | avsync | gabor")]
+
+
+def _check_model(model: str) -> None:
+    from flows.train import MODALITY
+    from tasks.errors import ConfigError
+
+    if model not in MODALITY:
+        raise ConfigError(f"unknown model '{model}'; choose one of {', '.join(MODALITY)}")
+
+
+@app.command("train")
+@reports_errors
+def train(model: ModelArgument, progress: ProgressOption = None) -> None:
+    """Train a seed model on the split named by params train.split."""
+    _check_model(model)
+    from flows.train import train_flow
+
+    typer.echo(f"wrote {train_flow(model, load_params(), progress)}")
+
+
+@app.command("evaluate")
+@reports_errors
+def evaluate(model: ModelArgument) -> None:
+    """Score a trained model on the test part; writes metrics/<model>.json."""
+    _check_model(model)
+    from flows.train import evaluate_flow, metrics_path
+
+    scores = evaluate_flow(model, load_params())
+    for name, value in sorted(scores.items()):
+        if isinstance(value, int | float):
+            typer.echo(f"{name}: {value:.4g}")
+    typer.echo(f"wrote {metrics_path(model)}")
+
+
+@app.command("sync-score")
+@reports_errors
+def sync_score(
+    store: Annotated[Path, typer.Argument(help="A feature store (.zarr).")],
+    checkpoint: Annotated[Path | None, typer.Option(help="avsync checkpoint.")] = None,
+    max_offset: Annotated[int, typer.Option(help="Largest offset tried, in frames.")] = 15,
+) -> None:
+    """Write each clip's audio-visual sync score and best offset into its manifest."""
+    from flows.train import checkpoint_dir, sync_score_flow
+    from tasks.errors import ConfigError
+
+    if not store.is_dir():
+        raise ConfigError(f"no store at {store}")
+    ckpt = checkpoint or checkpoint_dir("avsync") / "best.pt"
+    typer.echo(f"wrote {sync_score_flow(store, ckpt, max_offset)}")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     sys.exit(app())

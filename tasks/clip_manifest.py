@@ -43,6 +43,8 @@ CLIP_SCHEMA = pa.schema(
         pa.field("kept", pa.bool_(), nullable=False),
         pa.field("reject_reason", pa.string()),
         pa.field("store_index", pa.int64(), nullable=False),
+        pa.field("sync_score", pa.float64()),
+        pa.field("sync_offset_frames", pa.int64()),
     ]
 )
 

@@ -17,7 +17,6 @@ from flows.runners import (
 )
 from tasks.errors import ConfigError
 
-pytest_plugins = ["tests.support.prefect_harness"]  # the shared session-wide Prefect API
 
 
 @task
