@@ -61,7 +61,8 @@ def make_video(minutes: float, height: int, cache_dir: Path) -> Path:
     if out.is_file() and out.stat().st_size > 0:
         return out
     seconds = minutes * 60.0
-    loops = max(0, math.ceil(seconds / FIXTURE_SECONDS) - 1)
+    # one loop to spare: joining MPEG-PS copies loses a frame here and there, and -t cuts
+    loops = math.ceil(seconds / FIXTURE_SECONDS)
     width = 2 * round(height * 16 / 9 / 2)
     vf = f"scale=-2:{height},pad={width}:{height}:(ow-iw)/2:0,fps={SOURCE_FPS},format=yuv420p"
     with atomic_path(out) as tmp:
@@ -86,7 +87,9 @@ def child(video: Path, work_dir: Path, speaker: str) -> None:
         from tasks.preprocess import preprocess_video
 
         settings, _ = speaker_settings(load_params(), "lip2wav", speaker)
-        import mediapipe  # noqa: F401  (its import is part of the floor, not of the run)
+        # Imports are the floor every worker pays, not part of the run. mediapipe's
+        # ``vision`` package (loaded by FaceDetector) pulls in matplotlib.pyplot.
+        from mediapipe.tasks.python import vision  # noqa: F401
 
         imports_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         record = {

@@ -200,6 +200,7 @@ def prepare(
     fps: Annotated[float | None, typer.Option(help="Frame rate for a user corpus.")] = None,
     runner: RunnerOption = None,
     address: AddressOption = None,
+    max_workers: Annotated[int | None, typer.Option(help="Local pool size.")] = None,
     progress: ProgressOption = None,
 ) -> None:
     """Preprocess videos and extract features into one Zarr store per speaker."""
@@ -213,7 +214,7 @@ def prepare(
     per_speaker = {s: speaker_settings(params, corpus, s, fps) for s in speakers}
     settings = {s: v[0] for s, v in per_speaker.items()}
     record = per_speaker[speakers[0]][1]
-    task_runner = runner_from_params(params, runner, address)
+    task_runner = runner_from_params(params, runner, address, max_workers)
     flow_run = prepare_flow.with_options(task_runner=task_runner)
     for store in flow_run(corpus, speakers, raw_root, features_root, settings, record,
                           project_root(), progress):
@@ -270,6 +271,68 @@ def sync_score(
         raise ConfigError(f"no store at {store}")
     ckpt = checkpoint or checkpoint_dir("avsync") / "best.pt"
     typer.echo(f"wrote {sync_score_flow(store, ckpt, max_offset)}")
+
+
+@app.command("serve")
+@reports_errors
+def serve(
+    only: Annotated[list[str] | None, typer.Option(help="Serve only these deployments.")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most N concurrent runs.")] = None,
+) -> None:
+    """Register Prefect deployments (refresh on params schedule.refresh_cron) and serve them.
+
+    Needs a real server: `prefect server start`, then `export PREFECT_API_URL=...`.
+    """
+    from flows.serve import serve_deployments
+    from tasks.config import project_root
+
+    serve_deployments(load_params(), project_root(), only or None, limit)
+
+
+@app.command("refresh")
+@reports_errors
+def refresh(push: Annotated[bool, typer.Option("--push/--no-push")] = True) -> None:
+    """Download missing speakers, `dvc repro`, then `dvc push` when a remote is set."""
+    from flows.refresh import refresh_flow
+    from tasks.config import project_root
+
+    summary = refresh_flow(root=str(project_root()), push=push)
+    for key, value in summary.items():
+        typer.echo(f"{key}: {value}")
+
+
+@app.command("audit")
+@reports_errors
+def audit(
+    rev_a: Annotated[str | None, typer.Argument(help="A git revision, or a .zarr store.")] = None,
+    rev_b: Annotated[str | None, typer.Argument(help="Default: the workspace.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="md | json")] = "md",
+) -> None:
+    """What changed between two revisions (params, metrics, outputs), or what made a store."""
+    from tasks.audit import audit_revisions, audit_store, render, render_store
+    from tasks.config import project_root
+    from tasks.errors import ConfigError
+
+    if fmt not in ("md", "json"):
+        raise ConfigError(f"--format must be md or json, not {fmt!r}")
+    if rev_a and (Path(rev_a) / "zarr.json").is_file():
+        typer.echo(render_store(audit_store(Path(rev_a)), fmt))  # type: ignore[arg-type]
+        return
+    report = audit_revisions(rev_a or "HEAD", rev_b, project_root())
+    typer.echo(render(report, fmt))  # type: ignore[arg-type]
+
+
+@app.command("report")
+@reports_errors
+def report(
+    out: Annotated[Path | None, typer.Option(help="Folder (default reports/dataset).")] = None,
+) -> None:
+    """A dataset report: one HTML page with PNG figures."""
+    from tasks.config import project_root
+    from tasks.report import build_report
+
+    root = project_root()
+    typer.echo(f"wrote {build_report(root, out or root / 'reports' / 'dataset')}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -17,6 +17,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.futures import as_completed
 
+from flows.artifacts import publish_speaker_table, speaker_rows
 from flows.progress import ProgressArtifact, bar
 from flows.retries import retry_unless_deterministic
 from tasks import __version__
@@ -130,4 +131,23 @@ def prepare_flow(corpus: str, speakers: list[str], raw_root: Path, features_root
                 progress))
         finally:
             shutil.rmtree(work_dir, ignore_errors=True)
+    publish_speaker_table(speaker_rows([manifest_path_for(s) for s in stores]),
+                          key=f"{corpus}-speakers")
     return stores
+
+
+@flow(name="prepare-from-params", log_prints=True)
+def prepare_from_params_flow(corpus: str, speakers: list[str] | None = None,
+                             root: str | None = None) -> list[Path]:
+    """``prepare`` with everything taken from ``params.yaml`` (for deployments and the UI)."""
+    from flows.settings import corpus_roots, speaker_settings
+    from tasks.config import load_params, project_root
+
+    project = Path(root) if root else project_root()
+    params = load_params(project / "params.yaml")
+    speakers = speakers or list((params.get(corpus) or {}).get("speakers") or [])
+    raw_root, features_root = corpus_roots(params, corpus, None, None)
+    per_speaker = {s: speaker_settings(params, corpus, s) for s in speakers}
+    record = per_speaker[speakers[0]][1] if speakers else {}
+    return prepare_flow(corpus, speakers, raw_root, features_root,
+                        {s: v[0] for s, v in per_speaker.items()}, record, project)

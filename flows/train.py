@@ -14,7 +14,7 @@ from typing import Any
 
 from prefect import flow, task
 
-from tasks.config import resolve
+from tasks.config import load_params, resolve
 
 #: Which video stream each model reads.
 MODALITY = {"lip2wav": "face", "avsync": "mouth", "gabor": "mouth"}
@@ -96,15 +96,16 @@ def evaluate_task(model: str, params: dict[str, Any]) -> dict[str, float]:
 
 
 @flow(name="train", log_prints=True)
-def train_flow(model: str, params: dict[str, Any], progress: bool | None = None) -> Path:
-    """Train one seed model (``lip2wav``, ``avsync`` or ``gabor``) from params.yaml."""
-    return train_task(model, params, progress)
+def train_flow(model: str, params: dict[str, Any] | None = None,
+               progress: bool | None = None) -> Path:
+    """Train one seed model (``lip2wav``, ``avsync`` or ``gabor``); params default to the file."""
+    return train_task(model, params or load_params(), progress)
 
 
 @flow(name="evaluate", log_prints=True)
-def evaluate_flow(model: str, params: dict[str, Any]) -> dict[str, float]:
+def evaluate_flow(model: str, params: dict[str, Any] | None = None) -> dict[str, float]:
     """Evaluate one trained model and write ``metrics/<model>.json``."""
-    return evaluate_task(model, params)
+    return evaluate_task(model, params or load_params())
 
 
 @flow(name="sync-score", log_prints=True)

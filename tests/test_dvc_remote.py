@@ -7,7 +7,6 @@ import shutil
 from flows.runners import tree_digest
 from tests.support.git_repo import commit_all, dvc, git, make_toy_project, set_param
 
-
 OUTPUTS = ("data/features/toy/s1.zarr", "models/toy.ckpt")
 
 

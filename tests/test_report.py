@@ -12,7 +12,6 @@ from tasks.report import ReportError, build_report, speaker_summary
 from tasks.stores import read_clip_manifest
 from tests.support.clips import build_store
 
-
 #: Griffin-Lim rounds: enough to test the path, few enough to keep the test fast.
 PARAMS = {"grid": {"features_root": "data/features/grid"},
           "features": {"mel": {"griffin_lim_iters": 4}}}

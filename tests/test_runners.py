@@ -18,7 +18,6 @@ from flows.runners import (
 from tasks.errors import ConfigError
 
 
-
 @task
 def _digest_file(src: Path, out_dir: Path) -> str:
     """Work moves as paths: read a file, write a derived file, return its path's name."""
