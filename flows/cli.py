@@ -48,6 +48,22 @@ ProgressOption = Annotated[bool | None, typer.Option("--progress/--no-progress",
                                                      help="Progress bars (default: on a tty).")]
 
 
+RunnerOption = Annotated[str | None, typer.Option(
+    help="thread | process | dask | ray (default: params runtime.runner, else process).")]
+AddressOption = Annotated[str | None, typer.Option(
+    help="An existing Dask scheduler or Ray cluster address.")]
+MaxWorkersOption = Annotated[int | None, typer.Option(help="Local pool size.")]
+
+
+def _on_runner(flow: Any, runner: str | None, address: str | None,
+               max_workers: int | None = None) -> Any:
+    """The flow with the task runner chosen by --runner/--address or params ``runtime:``."""
+    from flows.runners import runner_from_params
+
+    return flow.with_options(
+        task_runner=runner_from_params(load_params(), runner, address, max_workers))
+
+
 def _param_path(dotted: str) -> Path:
     params = load_params()
     node: Any = params
@@ -62,6 +78,8 @@ def download_grid(
     speakers: Annotated[list[str], typer.Argument(help="GRID ids s1..s34 (s21 has no video).")],
     mirror: Annotated[str, typer.Option(help="zenodo | sheffield | sample | base URL.")] = "zenodo",
     root: RootOption = None,
+    runner: RunnerOption = None,
+    address: AddressOption = None,
     progress: ProgressOption = None,
 ) -> None:
     """Download GRID speakers into ROOT/s{N}/*.mpg and ROOT/alignments/s{N}/*.align."""
@@ -70,7 +88,8 @@ def download_grid(
 
     validate_speakers(speakers)  # fail before Prefect starts, and before any traffic
     target = root or _param_path("grid.raw_root")
-    manifests = download_grid_flow(speakers, target, mirror, progress=progress)
+    flow = _on_runner(download_grid_flow, runner, address)
+    manifests = flow(speakers, target, mirror, progress=progress)
     for path in manifests:
         typer.echo(f"wrote {path}")
 
@@ -106,6 +125,8 @@ def download_lip2wav(
     rate_limit: RateOption = None,
     sleep: SleepOption = None,
     url_template: UrlTemplateOption = None,
+    runner: RunnerOption = None,
+    address: AddressOption = None,
     progress: ProgressOption = None,
 ) -> None:
     """Download Lip2Wav speakers' videos (from their published lists) through yt-dlp."""
@@ -117,7 +138,8 @@ def download_lip2wav(
     options = _youtube_options(params.get("lip2wav", {}), url_template, cookies, rate_limit,
                                sleep, progress)
     options.update(split=split, limit=limit)
-    results = download_lip2wav_flow(speakers, root or _param_path("lip2wav.raw_root"), options)
+    flow = _on_runner(download_lip2wav_flow, runner, address)
+    results = flow(speakers, root or _param_path("lip2wav.raw_root"), options)
     for result in results:
         typer.echo(f"{result.speaker}:\n{result.summary.table()}\nwrote {result.manifest}")
 
@@ -184,10 +206,6 @@ def track(
         typer.echo(f"warning: {reason}", err=True)
 
 
-RunnerOption = Annotated[str | None, typer.Option(
-    help="thread | process | dask | ray (default: params runtime.runner, else process).")]
-AddressOption = Annotated[str | None, typer.Option(
-    help="An existing Dask scheduler or Ray cluster address.")]
 
 
 @app.command("prepare")
@@ -200,12 +218,11 @@ def prepare(
     fps: Annotated[float | None, typer.Option(help="Frame rate for a user corpus.")] = None,
     runner: RunnerOption = None,
     address: AddressOption = None,
-    max_workers: Annotated[int | None, typer.Option(help="Local pool size.")] = None,
+    max_workers: MaxWorkersOption = None,
     progress: ProgressOption = None,
 ) -> None:
     """Preprocess videos and extract features into one Zarr store per speaker."""
     from flows.prepare import prepare_flow
-    from flows.runners import runner_from_params
     from flows.settings import corpus_roots, speaker_settings
     from tasks.config import project_root
 
@@ -214,8 +231,7 @@ def prepare(
     per_speaker = {s: speaker_settings(params, corpus, s, fps) for s in speakers}
     settings = {s: v[0] for s, v in per_speaker.items()}
     record = per_speaker[speakers[0]][1]
-    task_runner = runner_from_params(params, runner, address, max_workers)
-    flow_run = prepare_flow.with_options(task_runner=task_runner)
+    flow_run = _on_runner(prepare_flow, runner, address, max_workers)
     for store in flow_run(corpus, speakers, raw_root, features_root, settings, record,
                           project_root(), progress):
         typer.echo(f"wrote {store}")
@@ -234,22 +250,25 @@ def _check_model(model: str) -> None:
 
 @app.command("train")
 @reports_errors
-def train(model: ModelArgument, progress: ProgressOption = None) -> None:
+def train(model: ModelArgument, runner: RunnerOption = None, address: AddressOption = None,
+          progress: ProgressOption = None) -> None:
     """Train a seed model on the split named by params train.split."""
     _check_model(model)
     from flows.train import train_flow
 
-    typer.echo(f"wrote {train_flow(model, load_params(), progress)}")
+    flow = _on_runner(train_flow, runner, address)
+    typer.echo(f"wrote {flow(model, load_params(), progress)}")
 
 
 @app.command("evaluate")
 @reports_errors
-def evaluate(model: ModelArgument) -> None:
+def evaluate(model: ModelArgument, runner: RunnerOption = None,
+             address: AddressOption = None) -> None:
     """Score a trained model on the test part; writes metrics/<model>.json."""
     _check_model(model)
     from flows.train import evaluate_flow, metrics_path
 
-    scores = evaluate_flow(model, load_params())
+    scores = _on_runner(evaluate_flow, runner, address)(model, load_params())
     for name, value in sorted(scores.items()):
         if isinstance(value, int | float):
             typer.echo(f"{name}: {value:.4g}")
