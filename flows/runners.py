@@ -82,7 +82,9 @@ def make_task_runner(kind: str | None = None, address: str | None = None,
             ) from err
         if address:
             return DaskTaskRunner(address=address)
-        return DaskTaskRunner(cluster_kwargs={
+        from flows.shared_api import shared_api_dask_runner
+
+        return shared_api_dask_runner(cluster_kwargs={
             "n_workers": workers or default_workers(),
             "threads_per_worker": 1,
             "processes": True,

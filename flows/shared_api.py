@@ -39,3 +39,15 @@ class SharedApiProcessPoolTaskRunner(ProcessPoolTaskRunner):
     def __enter__(self) -> Any:
         export_api_url()
         return super().__enter__()
+
+
+def shared_api_dask_runner(**kwargs: Any) -> Any:
+    """A ``DaskTaskRunner`` whose local-cluster workers report to the parent's API."""
+    from prefect_dask import DaskTaskRunner
+
+    class SharedApiDaskTaskRunner(DaskTaskRunner):
+        def __enter__(self) -> Any:
+            export_api_url()
+            return super().__enter__()
+
+    return SharedApiDaskTaskRunner(**kwargs)
