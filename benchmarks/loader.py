@@ -7,9 +7,16 @@ content. The Lip2Wav layout is a folder per clip of ``0.jpg .. T-1.jpg`` face fr
 (``cv2.imwrite``, default quality 95) plus ``mels.npz`` (``spec``, 80 x frames, as
 Lip2Wav's preprocessing saves it); its loader reads the window's JPEGs and the mel.
 
+One Zarr store is written per codec in ``--codecs`` (``features.store.codec``), and each is
+read two ways: ``direct`` (the Dataset's default, :class:`tasks.stores.ClipReader`) and
+``zarr`` (``zarr.Array`` indexing, the Dataset's ``reader="zarr"``).
+
 Prints samples/second for the same windows in the same (shuffled) order, single process,
-both from a warm page cache, and bytes on disk per hour of prepared data. No asserts:
-figures and ratios only. Run: ``.venv/bin/python benchmarks/loader.py [--clips 64]``.
+one thread everywhere (BLAS, torch, OpenCV, Blosc), and bytes on disk per hour of prepared
+data. Each figure is the median of ``--repeat`` passes, the Zarr and JPEG passes
+interleaved so both see the same load on a shared machine; the spread (min-max) is shown.
+``warm``: files in the page cache; ``cold``: evicted before each pass. No asserts: figures
+and ratios only. Run: ``.venv/bin/python benchmarks/loader.py [--clips 64]``.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import argparse
 import os
 import random
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -29,13 +37,15 @@ import av
 import cv2
 import numpy as np
 import torch
+from numcodecs import blosc
+from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from models.dataset import ClipWindowDataset  # noqa: E402
 from tasks.clip_manifest import write_clip_manifest  # noqa: E402
-from tasks.stores import manifest_path_for, write_store  # noqa: E402
+from tasks.stores import CODECS, manifest_path_for, write_store  # noqa: E402
 
 SAMPLE = ROOT / "data" / "samples" / "grid"
 FPS, SECONDS, SR = 25, 3, 16000
@@ -130,28 +140,55 @@ def evict(folder: Path) -> None:
                 os.close(fd)
 
 
-def rate(fn: Callable[[int], object], order: list[int], repeat: int,
-         cold: Path | None = None) -> float:
-    """Items per second over ``repeat`` passes; ``cold`` is evicted before each pass."""
-    fn(order[0])  # warm: open handles, import paths
-    elapsed = 0.0
+def one_pass(fn: Callable[[int], object], order: list[int], cold: Path | None) -> float:
+    """Items per second over one pass of ``order``; ``cold`` is evicted first."""
+    if cold is not None:
+        evict(cold)
+    start = time.perf_counter()
+    for i in order:
+        fn(i)
+    return len(order) / (time.perf_counter() - start)
+
+
+def paired_rates(fns: dict[str, Callable[[int], object]], order: list[int], repeat: int,
+                 cold: dict[str, Path] | None) -> dict[str, list[float]]:
+    """Per-pass rates of each loader, the loaders' passes interleaved (same load for all)."""
+    for fn in fns.values():
+        fn(order[0])  # warm: open handles, import paths
+    rates: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeat):
-        if cold is not None:
-            evict(cold)
-        start = time.perf_counter()
-        for i in order:
-            fn(i)
-        elapsed += time.perf_counter() - start
-    return repeat * len(order) / elapsed
+        for name, fn in fns.items():
+            rates[name].append(one_pass(fn, order, cold[name] if cold else None))
+    return rates
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):7.1f}/s ({min(values):.0f}-{max(values):.0f})"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=64)
     parser.add_argument("--clips-per-shard", type=int, default=64)
-    parser.add_argument("--repeat", type=int, default=2, help="passes over the windows")
+    parser.add_argument("--codecs", default="lz4,zstd,none",
+                        help=f"comma-separated, of {sorted(CODECS)}")
+    parser.add_argument("--frames-per-chunk", default="0",
+                        help="comma-separated frames_per_chunk values (0 = whole clip)")
+    parser.add_argument("--stride", type=int, default=7,
+                        help="frames between 25-frame window starts (7: most windows start "
+                             "off any chunk boundary, as random training crops do)")
+    parser.add_argument("--level", type=int, default=3, help="compressor_level for all codecs")
+    parser.add_argument("--repeat", type=int, default=5, help="passes per figure (median)")
+    parser.add_argument("--readers", default="direct,zarr")
+    parser.add_argument("--no-cold", action="store_true", help="skip the cold-cache lines")
     parser.add_argument("--workdir", type=Path, help="keep the layouts here (default: temp)")
     args = parser.parse_args()
+    threadpool_limits(1)  # BLAS / OpenMP pools
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    blosc.set_nthreads(1)
+    codecs = args.codecs.split(",")
+    readers = args.readers.split(",")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="lipflow-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
@@ -167,60 +204,79 @@ def main() -> None:
         attrs = {"corpus": "grid", "speaker": "bench", "fps": FPS,
                  "params": {"features": {"mel": {"hop_samples": 200},
                                          "mfec": {"stride_seconds": 0.02}}}}
-        t0 = time.perf_counter()
-        store = write_store(npz_paths, work / "bench.zarr", attrs=attrs,
-                            clips_per_shard=args.clips_per_shard, progress=False)
-        write_clip_manifest(manifest_rows(args.clips), manifest_path_for(store))
+        stores, write_s = {}, {}
+        for codec in codecs:
+            for fpc in (int(f) for f in args.frames_per_chunk.split(",")):
+                name = codec + (f"/T{fpc}" if fpc else "")
+                t0 = time.perf_counter()
+                level = 0 if codec == "none" else args.level
+                stores[name] = write_store(
+                    npz_paths, work / name.replace("/", "_") / "bench.zarr", attrs=attrs,
+                    clips_per_shard=args.clips_per_shard, compressor_level=level,
+                    codec=codec, frames_per_chunk=fpc, progress=False)
+                write_clip_manifest(manifest_rows(args.clips), manifest_path_for(stores[name]))
+                write_s[name] = time.perf_counter() - t0
         t1 = time.perf_counter()
         for i in range(args.clips):
             write_lip2wav(real[i % len(real)], work / "lip2wav" / f"c{i:04d}")
-        t2 = time.perf_counter()
-        print(f"{args.clips} clips of {SECONDS} s from {len(videos)} GRID videos; "
-              f"write: zarr {t1 - t0:.2f} s, lip2wav {t2 - t1:.2f} s")
+        l2w_s = time.perf_counter() - t1
+        print(f"{args.clips} clips of {SECONDS} s from {len(videos)} GRID videos; write: "
+              + ", ".join(f"zarr {c} {s:.2f} s" for c, s in write_s.items())
+              + f", lip2wav {l2w_s:.2f} s")
 
         hours = args.clips * SECONDS / 3600
-        zarr_app, zarr_alloc = disk_bytes(store)
-        fm_app, fm_alloc = disk_bytes(store, ("face", "mel"))
         l2w_app, l2w_alloc = disk_bytes(work / "lip2wav")
-        zarr_files = sum(1 for p in store.rglob("*") if p.is_file())
         l2w_files = sum(1 for p in (work / "lip2wav").rglob("*") if p.is_file())
         print("\nbytes on disk per hour of prepared data (apparent / allocated), files:")
-        print(f"  lipflow zarr, all arrays    {zarr_app / hours / 1e9:7.2f} / "
-              f"{zarr_alloc / hours / 1e9:7.2f} GB/h  {zarr_files} files")
-        print(f"  lipflow zarr, face+mel only {fm_app / hours / 1e9:7.2f} / "
-              f"{fm_alloc / hours / 1e9:7.2f} GB/h")
-        print(f"  lip2wav jpg+mels.npz        {l2w_app / hours / 1e9:7.2f} / "
-              f"{l2w_alloc / hours / 1e9:7.2f} GB/h  {l2w_files} files")
-        print(f"  ratio lip2wav/lipflow (allocated): all arrays {l2w_alloc / zarr_alloc:.2f}x, "
-              f"face+mel {l2w_alloc / fm_alloc:.2f}x")
+        for codec, store in stores.items():
+            app, alloc = disk_bytes(store)
+            fm_app, fm_alloc = disk_bytes(store, ("face", "mel"))
+            files = sum(1 for p in store.rglob("*") if p.is_file())
+            print(f"  zarr {codec:8s} all arrays  {app / hours / 1e9:6.2f} / "
+                  f"{alloc / hours / 1e9:6.2f} GB/h  {files} files;  face+mel only "
+                  f"{fm_app / hours / 1e9:6.2f} / {fm_alloc / hours / 1e9:6.2f} GB/h "
+                  f"(lip2wav/zarr {l2w_alloc / fm_alloc:.2f}x)")
+        print(f"  lip2wav jpg+mels.npz       {l2w_app / hours / 1e9:6.2f} / "
+              f"{l2w_alloc / hours / 1e9:6.2f} GB/h  {l2w_files} files")
 
-        print("\nsamples/second, single process, shuffled windows (higher is better);")
-        print("warm = files in the page cache, cold = evicted before each pass:")
-        for cache in ("warm", "cold"):
-            for window in (None, 25):
+        print(f"\nsamples/second, single process, shuffled windows, median of {args.repeat} "
+              "passes (min-max);\nratio = median zarr / median lip2wav (video+mel) of the "
+              "same passes:")
+        caches = ("warm",) if args.no_cold else ("warm", "cold")
+        for cache in caches:
+            for window in (None, 25):  # whole clips; 25-frame windows every --stride frames
                 width = window or FPS * SECONDS
                 for include in (("video", "mel"), ("video", "mel", "mfec", "wav")):
-                    data = ClipWindowDataset([store], modality="face", window_frames=window,
-                                             include=include)
+                    fns: dict[str, Callable[[int], object]] = {}
+                    cold: dict[str, Path] = {}
+                    for codec, store in stores.items():
+                        for reader in readers:
+                            data = ClipWindowDataset(
+                                [store], modality="face", reader=reader, window_frames=window,
+                                stride_frames=args.stride if window else None, include=include)
+                            fns[f"{codec}/{reader}"] = data.__getitem__
+                            cold[f"{codec}/{reader}"] = store
                     order = list(range(len(data)))
                     random.Random(0).shuffle(order)
-                    zarr_rate = rate(data.__getitem__, order, args.repeat,
-                                     store if cache == "cold" else None)
-                    if include == ("video", "mel"):
-                        windows = [(int(data[i]["store_index"]), int(data[i]["start_frame"]))
-                                   for i in range(len(data))]
-                        folders = [work / "lip2wav" / f"c{c:04d}" for c, _ in windows]
-                        l2w_rate = rate(
-                            lambda i: lip2wav_item(folders[i], windows[i][1], width),  # noqa: B023
-                            order, args.repeat, work / "lip2wav" if cache == "cold" else None)
-                    print(f"  {cache} window {width:2d} frames, zarr {'+'.join(include):20s} "
-                          f"{zarr_rate:7.1f}/s  lip2wav (video+mel) {l2w_rate:7.1f}/s  "
-                          f"ratio {zarr_rate / l2w_rate:5.2f}x")
+                    windows = [(int(data[i]["store_index"]), int(data[i]["start_frame"]))
+                               for i in range(len(data))]
+                    folders = [work / "lip2wav" / f"c{c:04d}" for c, _ in windows]
+                    fns["lip2wav"] = lambda i: lip2wav_item(  # noqa: B023
+                        folders[i], windows[i][1], width)  # noqa: B023
+                    cold["lip2wav"] = work / "lip2wav"
+                    rates = paired_rates(fns, order, args.repeat,
+                                         cold if cache == "cold" else None)
+                    l2w = rates.pop("lip2wav")
+                    base = statistics.median(l2w)
+                    print(f"  {cache} window {width:2d} frames, zarr reads {'+'.join(include)}; "
+                          f"lip2wav (video+mel) {spread(l2w)}")
+                    for name, values in rates.items():
+                        print(f"      zarr {name:16s} {spread(values)}  "
+                              f"ratio {statistics.median(values) / base:6.2f}x")
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     main()

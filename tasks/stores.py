@@ -74,6 +74,7 @@ __all__ = [
     "ClipReader",
     "DEFAULT_CLIPS_PER_SHARD",
     "DEFAULT_CODEC",
+    "DEFAULT_FRAMES_PER_CHUNK",
     "StoreError",
     "manifest_path_for",
     "read_clip_manifest",
@@ -85,6 +86,7 @@ __all__ = [
 
 DEFAULT_CLIPS_PER_SHARD = 64
 DEFAULT_CODEC = "lz4"
+DEFAULT_FRAMES_PER_CHUNK = 5
 #: ``features.store.codec`` values and the level range each accepts.
 CODECS: dict[str, tuple[int, int]] = {"lz4": (1, 9), "zstd": (1, 22), "none": (0, 22)}
 
@@ -103,6 +105,7 @@ ARRAY_DTYPES: dict[str, np.dtype] = {
 #: (float audio scaled to [-1, 1] cast to int16 is all zeros; float frames wrap).
 _EXACT_DTYPES = ("face", "mouth", "wav")
 _SCALARS = ("valid_frames", "valid_samples")
+_VIDEO = ("face", "mouth")
 _NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError)
 
 
@@ -225,6 +228,7 @@ def write_store(
     clips_per_shard: int = DEFAULT_CLIPS_PER_SHARD,
     compressor_level: int = 3,
     codec: str = DEFAULT_CODEC,
+    frames_per_chunk: int = DEFAULT_FRAMES_PER_CHUNK,
     progress: bool | None = None,
 ) -> Path:
     """Pack per-clip ``.npz`` files (contract section 2) into a sharded Zarr store at ``out``.
@@ -235,8 +239,10 @@ def write_store(
     :class:`StoreError` naming the file, and ``out`` is left as it was. An empty list
     gives a valid store with zero-length arrays (shapes from ``attrs['params']``).
     ``codec`` is ``lz4`` (Blosc, fast to read), ``zstd`` (smaller) or ``none``, with
-    ``compressor_level`` its level (ignored for ``none``). ``progress=None`` shows a bar
-    only when stderr is a terminal.
+    ``compressor_level`` its level (ignored for ``none``). ``frames_per_chunk`` splits a
+    clip of ``face`` / ``mouth`` into chunks of that many frames inside its shard, so a
+    window decodes only the chunks it overlaps (0: one chunk per clip). ``progress=None``
+    shows a bar only when stderr is a terminal.
     """
     paths = [Path(p) for p in clip_npz_paths]
     out = Path(out)
@@ -249,6 +255,8 @@ def write_store(
         raise StoreError(
             f"{codec} compressor_level must be {low}..{high}, got {compressor_level}"
         )
+    if frames_per_chunk < 0:
+        raise StoreError(f"frames_per_chunk must be >= 0 (0 = whole clip), got {frames_per_chunk}")
     group_attrs = _json_attrs(attrs)
     n = len(paths)
     shapes = _shapes_from_first_clip(paths[0]) if paths else _shapes_from_params(group_attrs)
@@ -259,7 +267,7 @@ def write_store(
             key: root.create_array(
                 key,
                 shape=(n, *shape),
-                chunks=(1, *(max(1, d) for d in shape)),
+                chunks=_chunk_shape(key, shape, frames_per_chunk),
                 shards=(clips_per_shard, *(max(1, d) for d in shape)),
                 dtype=ARRAY_DTYPES[key],
                 compressors=_compressors(codec, compressor_level),
@@ -274,6 +282,14 @@ def write_store(
                 _write_shard(arrays, shapes, batch, start)
                 bar.update(len(batch))
     return out
+
+
+def _chunk_shape(key: str, shape: tuple[int, ...], frames_per_chunk: int) -> tuple[int, ...]:
+    """One clip (full extent on every other axis), cut along T for the video arrays."""
+    full = tuple(max(1, d) for d in shape)
+    if key in _VIDEO and frames_per_chunk:
+        return (1, min(frames_per_chunk, full[0]), *full[1:])
+    return (1, *full)
 
 
 def _compressors(codec: str, level: int) -> Any:
@@ -342,3 +358,152 @@ def store_summary(path: Path) -> dict[str, Any]:
         "num_files": len(files),
         "bytes": sum(p.stat().st_size for p in files),
     }
+
+
+_EMPTY_CHUNK = 2**64 - 1  # the sharding spec's (offset, nbytes) for a chunk never written
+
+
+class ClipReader:
+    """Frames ``[first, stop)`` of clip ``i`` of one store array, read from its shard files.
+
+    Why not ``zarr.Array`` here: see the module docstring (per-call overhead). Open one per
+    array per process (it keeps file descriptors and shard indexes, so it is not meant to
+    be pickled, nor shared between threads); :meth:`read` returns a fresh, writable array equal to
+    ``zarr.open_array(path)[i, first:stop]``.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        meta = self._metadata(self.path)
+        try:
+            self.shape = tuple(int(d) for d in meta["shape"])
+            self.dtype = np.dtype(meta["data_type"])
+            shard_shape = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"])
+            (sharding,) = meta["codecs"]
+            conf = sharding["configuration"]
+            chunk_shape = tuple(int(d) for d in conf["chunk_shape"])
+            inner = conf["codecs"]
+            index_codecs = [c["name"] for c in conf["index_codecs"]]
+            location = conf.get("index_location", "end")
+            encoding = meta["chunk_key_encoding"]
+            separator = encoding.get("configuration", {}).get("separator", "/")
+        except (KeyError, TypeError, ValueError) as err:
+            raise StoreError(f"{self.path} is not a sharded zarr v3 array: {err}") from err
+        ndim = len(self.shape)
+        endian = inner[0].get("configuration", {}).get("endian", "little") if inner else None
+        ok = (
+            meta.get("zarr_format") == 3
+            and sharding.get("name") == "sharding_indexed"
+            and ndim >= 2
+            and len(shard_shape) == len(chunk_shape) == ndim
+            and shard_shape[1:] == self.shape[1:]
+            and chunk_shape[0] == 1
+            and chunk_shape[2:] == self.shape[2:]
+            and index_codecs == ["bytes", "crc32c"]
+            and location == "end"
+            and encoding.get("name") == "default"
+            and inner
+            and inner[0].get("name") == "bytes"
+            and (endian == "little" or self.dtype.itemsize == 1)
+            and len(inner) <= 2
+            and all(c.get("name") in ("zstd", "blosc") for c in inner[1:])
+        )
+        if not ok:
+            raise StoreError(f"{self.path} does not have the layout ClipReader reads")
+        self.dtype = self.dtype.newbyteorder("<")
+        self.clips_per_shard = int(shard_shape[0])
+        self.frames_per_chunk = int(chunk_shape[1])
+        self.chunks_per_clip = math.ceil(self.shape[1] / self.frames_per_chunk)
+        self.frame_shape = self.shape[2:]
+        self.frame_bytes = int(np.prod(self.frame_shape, dtype=np.int64)) * self.dtype.itemsize
+        self.compressor = inner[1]["name"] if len(inner) == 2 else None
+        self.fill_value = meta.get("fill_value", 0)
+        tail = separator.join(["c", "{}", *["0"] * (ndim - 1)])
+        self._key = tail.replace(separator, os.sep)
+        self._files: dict[int, tuple[int, np.ndarray]] = {}
+        self._zstd = numcodecs.Zstd()
+        self._scratch: np.ndarray | None = None
+
+    @staticmethod
+    def _metadata(path: Path) -> dict[str, Any]:
+        try:
+            return json.loads((path / "zarr.json").read_text())
+        except (OSError, ValueError) as err:
+            raise StoreError(f"cannot read array metadata {path / 'zarr.json'}: {err}") from err
+
+    def _shard(self, shard: int) -> tuple[int, np.ndarray]:
+        """(file descriptor, index rows of (offset, nbytes)) for a shard, cached."""
+        cached = self._files.get(shard)
+        if cached is not None:
+            return cached
+        path = self.path / self._key.format(shard)
+        chunks = self.clips_per_shard * self.chunks_per_clip
+        index_bytes = chunks * 16 + 4
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            fd, index = -1, np.full((chunks, 2), _EMPTY_CHUNK, dtype=np.uint64)
+        else:
+            size = os.fstat(fd).st_size
+            raw = os.pread(fd, index_bytes, size - index_bytes)
+            checksum = int.from_bytes(raw[-4:], "little")
+            if len(raw) != index_bytes or google_crc32c.value(raw[:-4]) != checksum:
+                os.close(fd)
+                raise StoreError(f"shard {path} has a missing or corrupt index")
+            index = np.frombuffer(raw[:-4], dtype="<u8").reshape(chunks, 2)
+        self._files[shard] = (fd, index)
+        return fd, index
+
+    def close(self) -> None:
+        """Close the shard files (reads after this reopen them)."""
+        for fd, _ in self._files.values():
+            if fd >= 0:
+                os.close(fd)
+        self._files.clear()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def read(self, clip: int, first: int = 0, stop: int | None = None) -> np.ndarray:
+        """``array[clip, first:stop]`` (``stop`` clipped to the clip's length)."""
+        if not 0 <= clip < self.shape[0]:
+            raise IndexError(f"clip {clip} out of range for {self.path} ({self.shape[0]} clips)")
+        stop = self.shape[1] if stop is None else min(stop, self.shape[1])
+        first = min(max(first, 0), stop)
+        out = np.empty((stop - first, *self.frame_shape), dtype=self.dtype)
+        if stop == first:
+            return out
+        fd, index = self._shard(clip // self.clips_per_shard)
+        per = self.frames_per_chunk
+        row = (clip % self.clips_per_shard) * self.chunks_per_clip
+        for c in range(first // per, (stop - 1) // per + 1):
+            lo, hi = max(first, c * per), min(stop, (c + 1) * per)
+            self._read_chunk(fd, index[row + c], out[lo - first : hi - first], lo - c * per)
+        return out
+
+    def _read_chunk(self, fd: int, entry: np.ndarray, dest: np.ndarray, skip: int) -> None:
+        """Frames ``skip .. skip+len(dest)`` of one chunk into ``dest``."""
+        offset, nbytes = int(entry[0]), int(entry[1])
+        if offset == _EMPTY_CHUNK and nbytes == _EMPTY_CHUNK:
+            dest[...] = self.fill_value
+            return
+        if self.compressor is None:  # raw bytes: read only the frames asked for
+            view = memoryview(dest.reshape(-1).view(np.uint8))
+            got = os.preadv(fd, [view], offset + skip * self.frame_bytes)
+            if got != dest.nbytes:
+                raise StoreError(f"{self.path}: short read of a chunk")
+            return
+        data = os.pread(fd, nbytes, offset)
+        whole = skip == 0 and len(dest) == self.frames_per_chunk
+        if whole:
+            target = dest
+        else:  # decode the whole chunk into a reused buffer (no fresh 2 MB per window)
+            if self._scratch is None:
+                self._scratch = np.empty((self.frames_per_chunk, *self.frame_shape), self.dtype)
+            target = self._scratch
+        if self.compressor == "blosc":
+            blosc.decompress(data, target)
+        else:
+            self._zstd.decode(data, target)
+        if not whole:
+            dest[...] = target[skip : skip + len(dest)]

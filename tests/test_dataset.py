@@ -118,3 +118,21 @@ def test_bad_arguments_and_mismatched_manifest(tmp_path: Path) -> None:
     manifest_path_for(store).write_bytes(manifest_path_for(other).read_bytes())
     with pytest.raises(DatasetError, match="3 kept rows but store .* holds 2 clips"):
         ClipWindowDataset([store], modality="face")
+
+
+def test_direct_reader_gives_what_zarr_gives(tmp_path: Path) -> None:
+    store, _ = build_store(tmp_path, 3, clips_per_shard=2, valid_frames=66, zero_padding=True,
+                           store_kwargs={"frames_per_chunk": 10})
+    for window in (None, 25):
+        direct = ClipWindowDataset([store], modality="mouth", window_frames=window,
+                                   stride_frames=7)
+        plain = ClipWindowDataset([store], modality="mouth", window_frames=window,
+                                  stride_frames=7, reader="zarr")
+        assert len(direct) == len(plain) == (3 if window is None else 3 * 6)
+        for i in range(len(direct)):
+            a, b = direct[i], plain[i]
+            assert a.keys() == b.keys()
+            for key in a:
+                assert torch.equal(a[key], b[key]), (window, i, key)
+    with pytest.raises(DatasetError, match="reader must be"):
+        ClipWindowDataset([store], modality="face", reader="fast")  # type: ignore[arg-type]

@@ -13,7 +13,8 @@ from tasks.stores import ARRAY_DTYPES
 
 #: Below these keys the values are presets documented as a group, not one by one.
 GROUPS = ("lip2wav.presets", "features.mel", "features.mfec", "features.store",
-          "train.lip2wav", "train.avsync", "train.gabor")
+          "train.lip2wav", "train.avsync", "train.gabor",
+          "splits.sample", "splits.seen4", "splits.unseen", "splits.lip2wav_chem")
 
 
 def documented_keys(params: dict, prefix: str = "") -> set[str]:

@@ -40,6 +40,9 @@ def ran_stages(output: str) -> set[str]:
 def repo(tmp_path_factory: pytest.TempPathFactory, project_root: Path) -> Path:
     repo = copy_project(project_root, tmp_path_factory.mktemp("dvc") / "repo")
     edit_params(repo, "grid.speakers", ["s1"])
+    edit_params(repo, "splits.sample.speakers", ["s1"])  # 3 clips: 1 train, 1 val, 1 test
+    edit_params(repo, "runtime.runner", "thread")
+    edit_params(repo, "train.cpu_threads", 1)
     commit(repo, "one speaker")
     return repo
 
@@ -52,7 +55,11 @@ def first_repro(repo: Path) -> str:
 
 
 def test_repro_builds_sample_end_to_end(repo: Path, first_repro: str) -> None:
-    assert ran_stages(first_repro) >= {"download_grid@s1", "prepare_grid@s1"}
+    assert ran_stages(first_repro) == {
+        "download_grid@s1", "prepare_grid@s1",
+        *(f"{step}@{model}" for step in ("train", "evaluate")
+          for model in ("lip2wav", "avsync", "gabor")),
+    }
     raw = pd.read_parquet(repo / "data/raw/grid/manifests/s1.parquet")
     assert sorted(raw["utterance_id"]) == ["bbaf2n", "bbal6n", "bbbf8p"]
     store = zarr.open_group(repo / "data/features/grid/s1.zarr", mode="r")
@@ -75,13 +82,37 @@ def test_nothing_changed_nothing_reruns(repo: Path, first_repro: str) -> None:
     assert ran_stages(run(["dvc", "repro"], repo).stdout) == set()
 
 
-def test_feature_param_reruns_prepare_only(repo: Path, first_repro: str) -> None:
+def test_metrics_and_plots_are_readable_by_dvc(repo: Path, first_repro: str) -> None:
+    metrics = json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout)
+    flat = json.dumps(metrics)
+    for key in ("stoi", "estoi", "pesq_lip2wav", "pesq_vcagan", "mcd_db", "mel_l1", "eer"):
+        assert f'"{key}"' in flat, key
+    lip2wav = json.loads((repo / "metrics/lip2wav.json").read_text())
+    assert 0.0 <= lip2wav["stoi"] <= 1.0 or lip2wav["stoi"] is None
+    plots = run(["dvc", "plots", "show", "--json"], repo).stdout
+    assert "plots/lip2wav/train.csv" in plots and "val_loss" in plots
+    assert list((repo / "data/models/lip2wav").glob("*.pt"))
+
+
+def test_exp_run_param_change_shows_in_metrics_diff(repo: Path, first_repro: str) -> None:
+    out = run(["dvc", "exp", "run", "-S", "train.lip2wav.lr=0.05"], repo).stdout
+    assert ran_stages(out) == {"train@lip2wav", "evaluate@lip2wav"}
+    params = json.loads(run(["dvc", "params", "diff", "--json"], repo).stdout)
+    assert params["params.yaml"]["train.lip2wav.lr"]["new"] == 0.05
+    metrics = json.loads(run(["dvc", "metrics", "diff", "--json"], repo).stdout)
+    changed = metrics.get("metrics/lip2wav.json", {})
+    assert "mel_l1" in changed and changed["mel_l1"]["new"] != changed["mel_l1"]["old"]
+    run(["git", "checkout", "--", "params.yaml", "dvc.lock", "metrics", "plots"], repo)
+    run(["dvc", "checkout", "-q"], repo)
+
+
+def test_feature_param_reruns_prepare_not_download(repo: Path, first_repro: str) -> None:
     edit_params(repo, "preprocess.mouth_height_px", 64)
     diff = run(["dvc", "params", "diff", "--json"], repo).stdout
     changed = json.loads(diff)["params.yaml"]
     assert changed["preprocess.mouth_height_px"]["old"] == 96
     assert changed["preprocess.mouth_height_px"]["new"] == 64
-    out = run(["dvc", "repro"], repo).stdout
+    out = run(["dvc", "repro", "--glob", "*grid@*"], repo).stdout
     assert ran_stages(out) == {"prepare_grid@s1"}
     store = zarr.open_group(repo / "data/features/grid/s1.zarr", mode="r")
     assert store["mouth"].shape == (3, 75, 64, 96)
@@ -92,7 +123,7 @@ def test_adding_a_speaker_runs_only_its_stages(repo: Path, first_repro: str) -> 
     edit_params(repo, "grid.speakers", ["s1", "s16"])
     diff = run(["dvc", "params", "diff"], repo).stdout
     assert "grid.speakers" in diff and "'s16'" in diff
-    out = run(["dvc", "repro"], repo).stdout
+    out = run(["dvc", "repro", "--glob", "*grid@*"], repo).stdout
     assert ran_stages(out) == {"download_grid@s16", "prepare_grid@s16"}
     s16 = pd.read_parquet(repo / "data/raw/grid/manifests/s16.parquet")
     assert list(s16["utterance_id"]) == ["bgal9n"]

@@ -122,10 +122,13 @@ def test_zenodo_shape_download(zenodo_dir: Path, tmp_path: Path, sample_grid: Pa
         "bbbf8p.mpg",
     ]
     assert (root / "s1" / "bbaf2n.mpg").read_bytes() == (sample_grid / "s1/bbaf2n.mpg").read_bytes()
+    # every speaker gets its alignments folder (DVC declares it as an output); s16 has none
     assert sorted((root / "alignments").iterdir()) == [
         root / "alignments" / "s1",
+        root / "alignments" / "s16",
         root / "alignments" / "s27",
     ]
+    assert not any((root / "alignments" / "s16").iterdir())
 
     table = read_raw_manifest(manifests[0])
     assert list(table.columns) == list(RAW_COLUMNS)

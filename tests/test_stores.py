@@ -9,12 +9,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import zarr
-from zarr.codecs import ZstdCodec
+from zarr.codecs import BloscCodec, ZstdCodec
 
 from tasks.clip_manifest import CLIP_SCHEMA, write_clip_manifest
 from tasks.manifests import ManifestError
 from tasks.stores import (
     ARRAY_DTYPES,
+    ClipReader,
     StoreError,
     manifest_path_for,
     read_store,
@@ -46,10 +47,14 @@ def test_layout_read_back_with_plain_zarr_and_pandas(tmp_path: Path) -> None:
         array = group[key]
         assert array.shape == shape, key
         assert array.dtype == ARRAY_DTYPES[key], key
-        assert array.chunks == (1, *shape[1:]), key
+        # chunk = one clip along axis 0; the video arrays are cut into 5-frame runs inside
+        # it (features.store.frames_per_chunk), so a window decodes only what it overlaps
+        frames = (5,) if key in ("face", "mouth") else shape[1:2]
+        assert array.chunks == (1, *frames, *shape[2:]), key
         assert array.shards == (4, *shape[1:]), key
         (codec,) = array.compressors
-        assert isinstance(codec, ZstdCodec) and codec.level == 3, key
+        assert isinstance(codec, BloscCodec) and codec.cname.value == "lz4", key
+        assert codec.clevel == 3, key
     for i, path in enumerate(paths):
         with np.load(path) as clip:
             for key in expected_shapes:
@@ -157,3 +162,85 @@ def test_clip_manifest_rejects_out_of_order_store_index(tmp_path: Path) -> None:
 def test_read_store_names_a_missing_store(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no Zarr store at"):
         read_store(tmp_path / "nothing.zarr")
+
+
+def _windows(frames: int) -> list[tuple[int, int | None]]:
+    """Frame ranges that start and end on and off chunk boundaries, plus edge cases."""
+    return [(0, None), (0, 5), (3, 28), (24, 26), (frames - 1, frames), (50, frames + 10),
+            (7, 7)]
+
+
+@pytest.mark.parametrize(
+    ("codec", "level", "frames_per_chunk"),
+    [("zstd", 3, 0), ("lz4", 5, 0), ("lz4", 3, 25), ("none", 0, 7), ("zstd", 1, 5)],
+)
+def test_codecs_read_back_with_plain_zarr_and_clip_reader(
+    tmp_path: Path, codec: str, level: int, frames_per_chunk: int
+) -> None:
+    store, paths = build_store(
+        tmp_path, 5, clips_per_shard=2, valid_frames=60, zero_padding=True,
+        store_kwargs={"codec": codec, "compressor_level": level,
+                      "frames_per_chunk": frames_per_chunk},
+    )
+    group = zarr.open_group(store, mode="r")
+    face = group["face"]
+    assert face.chunks[:2] == (1, frames_per_chunk or 75)
+    assert group["mel"].chunks == (1, 241, 80)  # only the video arrays are cut along T
+    (compressor,) = face.compressors or (None,)
+    expected = {"zstd": ZstdCodec, "lz4": BloscCodec, "none": type(None)}[codec]
+    assert isinstance(compressor, expected)
+    for key in ("face", "mouth", "wav", "mel", "mfec"):
+        reader = ClipReader(store / key)
+        for i, path in enumerate(paths):
+            with np.load(path) as clip:
+                whole = clip[key]
+            np.testing.assert_array_equal(group[key][i], whole, err_msg=f"zarr {key}[{i}]")
+            for first, stop in _windows(whole.shape[0]):
+                got = reader.read(i, first, stop)
+                assert got.flags.writeable and got.dtype == ARRAY_DTYPES[key]
+                np.testing.assert_array_equal(got, whole[first:stop], err_msg=f"{key}[{i}]")
+        reader.close()
+
+
+def test_two_runs_with_frame_chunks_give_byte_identical_files(tmp_path: Path) -> None:
+    paths = write_fake_clips(tmp_path / "clips", 3, valid_frames=40, zero_padding=True)
+    kwargs = {"attrs": store_attrs(), "clips_per_shard": 2, "frames_per_chunk": 10}
+    first = write_store(paths, tmp_path / "a" / "s1.zarr", codec="zstd", **kwargs)
+    second = write_store(paths, tmp_path / "b" / "s1.zarr", codec="zstd", **kwargs)
+    assert _files(first) == _files(second)
+    third = write_store(paths, tmp_path / "c" / "s1.zarr", **kwargs)  # lz4, the default
+    assert _files(third) == _files(write_store(paths, tmp_path / "d" / "s1.zarr", **kwargs))
+
+
+def test_clip_reader_rejects_other_layouts_and_corrupt_shards(tmp_path: Path) -> None:
+    store, _ = build_store(tmp_path, 3, clips_per_shard=2)
+    reader = ClipReader(store / "face")
+    with pytest.raises(IndexError, match="clip 3 out of range"):
+        reader.read(3)
+    reader.close()
+
+    plain = zarr.create_array(tmp_path / "plain.zarr", shape=(2, 75, 4), chunks=(1, 75, 4),
+                              dtype="uint8")
+    plain[:] = 1
+    with pytest.raises(StoreError, match="does not have the layout ClipReader reads"):
+        ClipReader(tmp_path / "plain.zarr")
+    with pytest.raises(StoreError, match="cannot read array metadata"):
+        ClipReader(tmp_path / "nothing")
+
+    shard = store / "mel" / "c" / "0" / "0" / "0"
+    data = bytearray(shard.read_bytes())
+    data[-10] ^= 0xFF  # inside the shard index: its crc32c no longer matches
+    shard.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match="missing or corrupt index"):
+        ClipReader(store / "mel").read(0)
+
+
+def test_bad_codec_level_or_frames_per_chunk_are_named(tmp_path: Path) -> None:
+    paths = write_fake_clips(tmp_path / "clips", 1)
+    with pytest.raises(StoreError, match="codec must be one of .*'brotli'"):
+        write_store(paths, tmp_path / "x.zarr", attrs={}, codec="brotli")
+    with pytest.raises(StoreError, match="lz4 compressor_level must be 1..9, got 12"):
+        write_store(paths, tmp_path / "x.zarr", attrs={}, compressor_level=12)
+    with pytest.raises(StoreError, match="frames_per_chunk must be >= 0"):
+        write_store(paths, tmp_path / "x.zarr", attrs={}, frames_per_chunk=-1)
+    assert not (tmp_path / "x.zarr").exists()

@@ -26,15 +26,25 @@ def fake_clip(
     face_px: int = 8,
     mouth_hw: tuple[int, int] = (6, 10),
     valid_frames: int | None = None,
+    zero_padding: bool = False,
 ) -> dict[str, np.ndarray]:
-    """One clip's arrays with the contract's keys, shapes and dtypes."""
+    """One clip's arrays with the contract's keys, shapes and dtypes.
+
+    ``zero_padding`` blanks the video frames past ``valid_frames``, as preprocessing pads
+    a short clip: chunks that are all zeros are then never written (zarr skips chunks
+    equal to the fill value), which readers must handle.
+    """
     rng = np.random.default_rng(seed)
     frames = fps * CLIP_SECONDS
     samples = SAMPLE_RATE_HZ * CLIP_SECONDS
     valid = frames if valid_frames is None else valid_frames
+    face = rng.integers(0, 256, (frames, face_px, face_px, 3), dtype=np.uint8)
+    mouth = rng.integers(0, 256, (frames, *mouth_hw), dtype=np.uint8)
+    if zero_padding:
+        face[valid:], mouth[valid:] = 0, 0
     return {
-        "face": rng.integers(0, 256, (frames, face_px, face_px, 3), dtype=np.uint8),
-        "mouth": rng.integers(0, 256, (frames, *mouth_hw), dtype=np.uint8),
+        "face": face,
+        "mouth": mouth,
         "wav": rng.integers(-3000, 3000, samples, dtype=np.int16),
         "mel": rng.uniform(-4, 4, (samples // 200 + 1, 80)).astype(np.float32),
         "mfec": rng.normal(size=(149, 40, 3)).astype(np.float32),
@@ -138,9 +148,13 @@ def build_store(
     splits: Sequence[str | None] | None = None,
     rejected: int = 0,
     seed: int = 0,
+    store_kwargs: dict[str, Any] | None = None,
     **clip_kwargs: Any,
 ) -> tuple[Path, list[Path]]:
-    """A store ``folder/<speaker>.zarr`` plus its manifest; returns (store, clip paths)."""
+    """A store ``folder/<speaker>.zarr`` plus its manifest; returns (store, clip paths).
+
+    ``store_kwargs`` go to :func:`write_store` (``codec``, ``frames_per_chunk``, ...).
+    """
     paths = write_fake_clips(folder / f"{speaker}_clips", count, seed=seed, fps=fps, **clip_kwargs)
     store = write_store(
         paths,
@@ -148,6 +162,7 @@ def build_store(
         attrs=store_attrs(speaker, fps),
         clips_per_shard=clips_per_shard,
         progress=False,
+        **(store_kwargs or {}),
     )
     rows = clip_rows(paths, speaker=speaker, fps=fps, splits=splits, rejected=rejected)
     write_clip_manifest(rows, manifest_path_for(store))
