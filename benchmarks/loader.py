@@ -7,9 +7,13 @@ content. The Lip2Wav layout is a folder per clip of ``0.jpg .. T-1.jpg`` face fr
 (``cv2.imwrite``, default quality 95) plus ``mels.npz`` (``spec``, 80 x frames, as
 Lip2Wav's preprocessing saves it); its loader reads the window's JPEGs and the mel.
 
-One Zarr store is written per codec in ``--codecs`` (``features.store.codec``), and each is
-read two ways: ``direct`` (the Dataset's default, :class:`tasks.stores.ClipReader`) and
-``zarr`` (``zarr.Array`` indexing, the Dataset's ``reader="zarr"``).
+Zarr is measured in ``--variants``, each ``codec/frames_per_chunk/reader``: the store's
+``features.store.codec`` and ``frames_per_chunk`` (0: one chunk per clip), read either
+``direct`` (the Dataset's default, :class:`tasks.stores.ClipReader`) or through ``zarr``
+(``zarr.Array`` indexing, the Dataset's ``reader="zarr"``). The default list holds the
+shipped layout (``lz4/5/direct``), the layout and reader before it (``zstd/0/zarr``) and
+the steps between. 25-frame windows start every ``--stride`` (7) frames, so most of them
+straddle chunk boundaries as random training crops do.
 
 Prints samples/second for the same windows in the same (shuffled) order, single process,
 one thread everywhere (BLAS, torch, OpenCV, Blosc), and bytes on disk per hour of prepared
@@ -48,6 +52,7 @@ from tasks.clip_manifest import write_clip_manifest  # noqa: E402
 from tasks.stores import CODECS, manifest_path_for, write_store  # noqa: E402
 
 SAMPLE = ROOT / "data" / "samples" / "grid"
+DEFAULT_VARIANTS = "lz4/5/direct,lz4/0/direct,zstd/0/direct,none/5/direct,lz4/5/zarr,zstd/0/zarr"
 FPS, SECONDS, SR = 25, 3, 16000
 FACE_BOX = (110, 40, 250, 180)  # x0, y0, x1, y1 in the 360 x 288 GRID frame: the talker's face
 
@@ -170,16 +175,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=64)
     parser.add_argument("--clips-per-shard", type=int, default=64)
-    parser.add_argument("--codecs", default="lz4,zstd,none",
-                        help=f"comma-separated, of {sorted(CODECS)}")
-    parser.add_argument("--frames-per-chunk", default="0",
-                        help="comma-separated frames_per_chunk values (0 = whole clip)")
+    parser.add_argument("--variants", default=DEFAULT_VARIANTS,
+                        help=f"comma-separated codec/frames_per_chunk/reader; codecs "
+                             f"{sorted(CODECS)}, readers direct or zarr")
     parser.add_argument("--stride", type=int, default=7,
                         help="frames between 25-frame window starts (7: most windows start "
                              "off any chunk boundary, as random training crops do)")
     parser.add_argument("--level", type=int, default=3, help="compressor_level for all codecs")
     parser.add_argument("--repeat", type=int, default=5, help="passes per figure (median)")
-    parser.add_argument("--readers", default="direct,zarr")
     parser.add_argument("--no-cold", action="store_true", help="skip the cold-cache lines")
     parser.add_argument("--workdir", type=Path, help="keep the layouts here (default: temp)")
     args = parser.parse_args()
@@ -187,8 +190,7 @@ def main() -> None:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     blosc.set_nthreads(1)
-    codecs = args.codecs.split(",")
-    readers = args.readers.split(",")
+    variants = [tuple(v.split("/")) for v in args.variants.split(",")]
     work = args.workdir or Path(tempfile.mkdtemp(prefix="lipflow-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
@@ -205,17 +207,18 @@ def main() -> None:
                  "params": {"features": {"mel": {"hop_samples": 200},
                                          "mfec": {"stride_seconds": 0.02}}}}
         stores, write_s = {}, {}
-        for codec in codecs:
-            for fpc in (int(f) for f in args.frames_per_chunk.split(",")):
-                name = codec + (f"/T{fpc}" if fpc else "")
-                t0 = time.perf_counter()
-                level = 0 if codec == "none" else args.level
-                stores[name] = write_store(
-                    npz_paths, work / name.replace("/", "_") / "bench.zarr", attrs=attrs,
-                    clips_per_shard=args.clips_per_shard, compressor_level=level,
-                    codec=codec, frames_per_chunk=fpc, progress=False)
-                write_clip_manifest(manifest_rows(args.clips), manifest_path_for(stores[name]))
-                write_s[name] = time.perf_counter() - t0
+        for codec, fpc, _ in variants:
+            name = f"{codec}/{fpc}"
+            if name in stores:
+                continue
+            t0 = time.perf_counter()
+            level = 0 if codec == "none" else args.level
+            stores[name] = write_store(
+                npz_paths, work / f"{codec}_{fpc}" / "bench.zarr", attrs=attrs,
+                clips_per_shard=args.clips_per_shard, compressor_level=level,
+                codec=codec, frames_per_chunk=int(fpc), progress=False)
+            write_clip_manifest(manifest_rows(args.clips), manifest_path_for(stores[name]))
+            write_s[name] = time.perf_counter() - t0
         t1 = time.perf_counter()
         for i in range(args.clips):
             write_lip2wav(real[i % len(real)], work / "lip2wav" / f"c{i:04d}")
@@ -249,13 +252,13 @@ def main() -> None:
                 for include in (("video", "mel"), ("video", "mel", "mfec", "wav")):
                     fns: dict[str, Callable[[int], object]] = {}
                     cold: dict[str, Path] = {}
-                    for codec, store in stores.items():
-                        for reader in readers:
-                            data = ClipWindowDataset(
-                                [store], modality="face", reader=reader, window_frames=window,
-                                stride_frames=args.stride if window else None, include=include)
-                            fns[f"{codec}/{reader}"] = data.__getitem__
-                            cold[f"{codec}/{reader}"] = store
+                    for codec, fpc, reader in variants:
+                        store = stores[f"{codec}/{fpc}"]
+                        data = ClipWindowDataset(
+                            [store], modality="face", reader=reader, window_frames=window,
+                            stride_frames=args.stride if window else None, include=include)
+                        fns[f"{codec}/{fpc}/{reader}"] = data.__getitem__
+                        cold[f"{codec}/{fpc}/{reader}"] = store
                     order = list(range(len(data)))
                     random.Random(0).shuffle(order)
                     windows = [(int(data[i]["store_index"]), int(data[i]["start_frame"]))

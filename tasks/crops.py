@@ -15,7 +15,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-from skimage.transform import SimilarityTransform
 
 from tasks.errors import ConfigError
 from tasks.face_detection import MOUTH_CENTRE
@@ -74,19 +73,29 @@ def mouth_transforms(keypoints: np.ndarray, height_px: int, width_px: int) -> np
 
     Similarity fit (least squares over the four points) to :data:`MEAN_FACE`, then a
     shift that puts the frame's own warped mouth centre at the crop centre, as
-    auto_avsr's ``cut_patch`` does.
+    auto_avsr's ``cut_patch`` does. The fit is the closed-form Umeyama solution without
+    reflection, done for all frames at once with points as complex numbers: the same
+    result as fitting ``skimage``'s ``SimilarityTransform`` per frame (tested), about
+    250 times faster, which matters at 75-90 frames a clip.
     """
     kps = _check_keypoints(keypoints)
-    centre = np.array([(width_px - 1) / 2.0, (height_px - 1) / 2.0])
+    src = kps[:, :4]
+    src_mean = src.mean(axis=1)
+    dst_mean = MEAN_FACE.mean(axis=0)
+    zs = (src[..., 0] - src_mean[:, None, 0]) + 1j * (src[..., 1] - src_mean[:, None, 1])
+    zd = (MEAN_FACE[:, 0] - dst_mean[0]) + 1j * (MEAN_FACE[:, 1] - dst_mean[1])
+    spread = (np.abs(zs) ** 2).sum(axis=1)
+    degenerate = np.flatnonzero(spread < 1e-9)
+    if degenerate.size:
+        raise ValueError(f"cannot fit the mean face to the keypoints of frame {degenerate[0]}")
+    a = (np.conj(zs) * zd).sum(axis=1) / spread  # scale * exp(i * rotation)
     out = np.empty((len(kps), 2, 3))
-    for t, points in enumerate(kps):
-        fit = SimilarityTransform.from_estimate(points[:4], MEAN_FACE)
-        if not fit:
-            raise ValueError(f"cannot fit the mean face to the keypoints of frame {t}")
-        matrix = np.array(fit.params[:2], dtype=np.float64)
-        mouth = matrix[:, :2] @ points[MOUTH_CENTRE] + matrix[:, 2]
-        matrix[:, 2] += centre - mouth
-        out[t] = matrix
+    out[:, 0, 0], out[:, 0, 1] = a.real, -a.imag
+    out[:, 1, 0], out[:, 1, 1] = a.imag, a.real
+    out[:, :, 2] = dst_mean - np.einsum("tij,tj->ti", out[:, :, :2], src_mean)
+    centre = np.array([(width_px - 1) / 2.0, (height_px - 1) / 2.0])
+    mouth = np.einsum("tij,tj->ti", out[:, :, :2], kps[:, MOUTH_CENTRE]) + out[:, :, 2]
+    out[:, :, 2] += centre - mouth
     return out
 
 

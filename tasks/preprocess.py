@@ -179,12 +179,16 @@ def _clips_of_video(record: Mapping[str, Any], raw_root: Path, work_dir: Path,
                 "word_timings": words or None,
             }
             produced += 1
-            frames = pad_frames(chunk, clip_frames)
+            # A full clip is used as decoded; only a short last one is padded (a copy).
+            # At 720p a clip buffer is ~250 MB, so it is dropped before the next decode.
+            frames = chunk if valid_frames == clip_frames else pad_frames(chunk, clip_frames)
+            del chunk
             track = track_face(frames, detector, valid_frames=valid_frames, **track_opts)
             row.update(detection_rate=float(track.detection_rate),
                        mean_face_px=_finite(track.mean_face_px),
                        keypoint_jitter=_finite(track.keypoint_jitter))
             if not track.kept:
+                del frames
                 yield {**row, "kept": False, "reject_reason": track.reject_reason,
                        "store_index": -1}
                 continue
@@ -198,8 +202,10 @@ def _clips_of_video(record: Mapping[str, Any], raw_root: Path, work_dir: Path,
                 "valid_frames": np.int64(valid_frames),
                 "valid_samples": np.int64(row["valid_samples"]),
             }
+            del frames
             npz = work_dir / f"{record['speaker']}__{record['utterance_id']}__{start_frame}.npz"
             save_clip(npz, arrays)
+            del arrays
             yield {**row, "kept": True, "reject_reason": None, "store_index": -1,
                    "npz_path": str(npz)}
     if produced == 0:

@@ -1,11 +1,15 @@
 """Feature stores: per-clip ``.npz`` files packed into one sharded Zarr v3 group per speaker.
 
 Layout (``docs/contracts.md`` section 4): arrays ``face``, ``mouth``, ``wav``, ``mel``,
-``mfec``, ``valid_frames``, ``valid_samples``, all with first axis N (kept clips). One
-chunk is one clip (full extent on the other axes) so a reader decompresses exactly the
-clip it asked for; chunks are grouped into shards of ``clips_per_shard`` clips so that a
-store is a handful of large files (what DVC and file systems handle well) rather than
-one file per clip. Chunks are compressed with ``codec`` (``features.store.codec``):
+``mfec``, ``valid_frames``, ``valid_samples``, all with first axis N (kept clips). A
+chunk holds one clip along N (full extent on the other axes) so a reader decompresses
+only the clip it asked for; ``face`` and ``mouth`` clips are further cut along T into
+chunks of ``frames_per_chunk`` frames (``features.store.frames_per_chunk``, default 5),
+because a training window (Lip2Wav: 25 of 75 frames) would otherwise decode three times
+the frames it uses, and decoding is most of a window's cost. Chunks are grouped into
+shards of ``clips_per_shard`` clips so that a store is a handful of large files (what DVC
+and file systems handle well) rather than one file per clip. Chunks are compressed with
+``codec`` (``features.store.codec``):
 
 - ``lz4`` (the default): Blosc lz4 with byte shuffle. Decodes a 2 MB ``face`` clip in
   ~0.2 ms, ~10x faster than zstd, which is what lets a loader beat a folder of JPEGs by
@@ -24,9 +28,9 @@ region in a single assignment aligned to shard boundaries.
 Why the default shard is 64 clips: a GRID clip is 3 s at 25 fps, so ``face`` is
 75 x 96 x 96 x 3 = 2.07 MB and ``mouth`` (96 x 96) 0.69 MB uncompressed; all arrays
 together are ~3.0 MB per clip. 64 clips make a ``face`` shard of ~133 MB uncompressed
-(~100 MB after zstd on real frames), inside the 100 MB-1 GB aim, while assembling a
-shard needs at most ~133 MB of memory (one array at a time). A 1000-clip GRID speaker
-becomes 16 shards per array.
+(~126 MB after lz4, ~106 MB after zstd, on real frames), inside the 100 MB-1 GB aim,
+while assembling a shard needs at most ~133 MB of memory (one array at a time). A
+1000-clip GRID speaker becomes 16 shards per array.
 
 The store is written to a temp folder beside ``out`` and renamed over it, so an
 interrupted run leaves the previous store untouched; the same inputs and attrs give
@@ -46,7 +50,6 @@ a caller can fall back to plain zarr. The store itself stays plain zarr.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import zipfile
@@ -268,7 +271,7 @@ def write_store(
                 key,
                 shape=(n, *shape),
                 chunks=_chunk_shape(key, shape, frames_per_chunk),
-                shards=(clips_per_shard, *(max(1, d) for d in shape)),
+                shards=_shard_shape(key, shape, clips_per_shard, frames_per_chunk),
                 dtype=ARRAY_DTYPES[key],
                 compressors=_compressors(codec, compressor_level),
                 fill_value=0,
@@ -290,6 +293,16 @@ def _chunk_shape(key: str, shape: tuple[int, ...], frames_per_chunk: int) -> tup
     if key in _VIDEO and frames_per_chunk:
         return (1, min(frames_per_chunk, full[0]), *full[1:])
     return (1, *full)
+
+
+def _shard_shape(key: str, shape: tuple[int, ...], clips: int,
+                 frames_per_chunk: int) -> tuple[int, ...]:
+    """``clips`` whole clips; along T rounded up to whole chunks (zarr needs a shard to be
+    a multiple of its chunks: 90 frames at 30 fps in chunks of 25 make a 100-frame shard,
+    whose last chunk runs past the array's edge and is read back clipped)."""
+    chunk = _chunk_shape(key, shape, frames_per_chunk)
+    frames = -(-max(1, shape[0]) // chunk[1]) * chunk[1] if shape else None
+    return (clips, *(() if frames is None else (frames,)), *chunk[2:])
 
 
 def _compressors(codec: str, level: int) -> Any:
@@ -379,11 +392,12 @@ class ClipReader:
             self.shape = tuple(int(d) for d in meta["shape"])
             self.dtype = np.dtype(meta["data_type"])
             shard_shape = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"])
-            (sharding,) = meta["codecs"]
-            conf = sharding["configuration"]
-            chunk_shape = tuple(int(d) for d in conf["chunk_shape"])
-            inner = conf["codecs"]
-            index_codecs = [c["name"] for c in conf["index_codecs"]]
+            codecs = meta["codecs"]
+            sharding = codecs[0] if len(codecs) == 1 else {}
+            conf = sharding.get("configuration", {})
+            chunk_shape = tuple(int(d) for d in conf.get("chunk_shape", ()))
+            inner = conf.get("codecs", [])
+            index_codecs = [c["name"] for c in conf.get("index_codecs", [])]
             location = conf.get("index_location", "end")
             encoding = meta["chunk_key_encoding"]
             separator = encoding.get("configuration", {}).get("separator", "/")
@@ -396,8 +410,10 @@ class ClipReader:
             and sharding.get("name") == "sharding_indexed"
             and ndim >= 2
             and len(shard_shape) == len(chunk_shape) == ndim
-            and shard_shape[1:] == self.shape[1:]
+            and shard_shape[1] >= self.shape[1]
+            and shard_shape[2:] == self.shape[2:]
             and chunk_shape[0] == 1
+            and shard_shape[1] % chunk_shape[1] == 0
             and chunk_shape[2:] == self.shape[2:]
             and index_codecs == ["bytes", "crc32c"]
             and location == "end"
@@ -409,11 +425,14 @@ class ClipReader:
             and all(c.get("name") in ("zstd", "blosc") for c in inner[1:])
         )
         if not ok:
-            raise StoreError(f"{self.path} does not have the layout ClipReader reads")
+            raise StoreError(
+                f"{self.path} does not have the layout ClipReader reads (zarr v3, one "
+                "sharding codec, shards of whole clips, chunks of one clip or of frames)"
+            )
         self.dtype = self.dtype.newbyteorder("<")
         self.clips_per_shard = int(shard_shape[0])
         self.frames_per_chunk = int(chunk_shape[1])
-        self.chunks_per_clip = math.ceil(self.shape[1] / self.frames_per_chunk)
+        self.chunks_per_clip = int(shard_shape[1]) // self.frames_per_chunk
         self.frame_shape = self.shape[2:]
         self.frame_bytes = int(np.prod(self.frame_shape, dtype=np.int64)) * self.dtype.itemsize
         self.compressor = inner[1]["name"] if len(inner) == 2 else None
@@ -462,7 +481,8 @@ class ClipReader:
         self._files.clear()
 
     def __del__(self) -> None:
-        self.close()
+        if hasattr(self, "_files"):  # not when __init__ raised
+            self.close()
 
     def read(self, clip: int, first: int = 0, stop: int | None = None) -> np.ndarray:
         """``array[clip, first:stop]`` (``stop`` clipped to the clip's length)."""

@@ -137,3 +137,22 @@ def test_contact_sheet_of_the_grid_sample_is_centred_on_the_mouth(face_detector)
 def test_contact_sheet_rejects_mixed_sizes():
     with pytest.raises(ValueError, match="same crop size"):
         contact_sheet([np.zeros((3, 10, 10), np.uint8), np.zeros((3, 8, 8), np.uint8)])
+
+
+def test_mouth_transforms_equal_a_per_frame_skimage_fit() -> None:
+    """The vectorised closed-form fit is the least-squares similarity skimage finds."""
+    from skimage.transform import SimilarityTransform
+
+    from tasks.crops import MEAN_FACE, mouth_transforms
+
+    rng = np.random.default_rng(7)
+    base = np.array([[120, 100], [180, 102], [150, 140], [151, 175], [100, 110], [200, 112]],
+                    dtype=np.float64)
+    keypoints = base[None] + rng.normal(0, 3, (12, 6, 2))
+    fast = mouth_transforms(keypoints, 60, 100)
+    for t, points in enumerate(keypoints):
+        fit = SimilarityTransform.from_estimate(points[:4], MEAN_FACE)
+        matrix = np.array(fit.params[:2])
+        mouth = matrix[:, :2] @ points[3] + matrix[:, 2]
+        matrix[:, 2] += np.array([99 / 2, 59 / 2]) - mouth
+        np.testing.assert_allclose(fast[t], matrix, atol=1e-9)
