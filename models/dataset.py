@@ -26,7 +26,7 @@ the end (only ever the clip's last 20 ms) repeats the last frame (edge padding).
 Arrays are opened lazily, once per process, on the first ``__getitem__``: open handles
 are never pickled (``__getstate__`` drops them), so the dataset works with
 ``DataLoader(num_workers=...)`` under both fork and spawn. Each array is read through
-:class:`tasks.stores.ClipReader` (one ``pread`` and one decode per clip, shard indexes
+:class:`tasks.stores.ClipReader` (one ``pread`` per read, one decode per chunk, shard indexes
 cached; zarr's own ``array[i]`` costs ~1 ms of overhead per call, more than the decode),
 falling back to a plain ``zarr.Array`` for a layout that reader does not know.
 """

@@ -52,6 +52,7 @@ from typing import Any, TypeVar
 
 import av
 import av.error
+import cv2
 import numpy as np
 
 from tasks.errors import MediaError
@@ -340,6 +341,19 @@ def _check_crop(crop: Crop, width: int, height: int, path: str | os.PathLike[str
         )
 
 
+def frame_rgb(frame: Any) -> np.ndarray:
+    """A decoded frame as (H, W, 3) RGB uint8.
+
+    The common case, limited-range ``yuv420p`` with even sides (GRID's MPEG-1, YouTube's
+    H.264), goes through OpenCV's I420 conversion: three times faster than swscale's
+    rgb24 path and within 1 grey level on average (BT.601 both). Anything else uses
+    PyAV's own conversion.
+    """
+    if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
+        return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2RGB_I420)
+    return frame.to_ndarray(format="rgb24")
+
+
 def iter_frames(
     path: str | os.PathLike[str],
     fps: float,
@@ -385,7 +399,7 @@ def iter_frames(
             timed, fps, start_s=start_s, end_s=end_s, eps_s=eps, default_frame_s=default_frame_s
         ):
             if frame is not cached_frame:
-                image = frame.to_ndarray(format="rgb24")
+                image = frame_rgb(frame)
                 if crop is not None:
                     if cached_frame is None:  # checked on the decoded size, not the header's
                         _check_crop(crop, image.shape[1], image.shape[0], path)

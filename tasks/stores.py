@@ -41,7 +41,8 @@ whatever the size (measured on zarr 3.1), more than decoding a clip with lz4. A 
 loader reads several arrays per item, so :class:`ClipReader` reads this writer's layout
 directly: it parses the array's ``zarr.json`` once, caches each shard's index (the
 sharding spec's ``(offset, nbytes)`` table at the shard's end, crc32c-checked), and per
-clip does one ``pread`` and one numcodecs decode. It accepts only the layout written here
+read does one ``pread`` (a clip's chunks lie back to back) and one numcodecs decode per
+chunk. It accepts only the layout written here
 (or any zarr v3 array of the same shape: sharded along axis 0, chunk one clip or a run of
 frames, bytes + at most one of zstd / blosc) and raises :class:`StoreError` otherwise, so
 a caller can fall back to plain zarr. The store itself stays plain zarr.
@@ -413,6 +414,7 @@ class ClipReader:
             and shard_shape[1] >= self.shape[1]
             and shard_shape[2:] == self.shape[2:]
             and chunk_shape[0] == 1
+            and chunk_shape[1] >= 1
             and shard_shape[1] % chunk_shape[1] == 0
             and chunk_shape[2:] == self.shape[2:]
             and index_codecs == ["bytes", "crc32c"]
@@ -437,9 +439,9 @@ class ClipReader:
         self.frame_bytes = int(np.prod(self.frame_shape, dtype=np.int64)) * self.dtype.itemsize
         self.compressor = inner[1]["name"] if len(inner) == 2 else None
         self.fill_value = meta.get("fill_value", 0)
-        tail = separator.join(["c", "{}", *["0"] * (ndim - 1)])
-        self._key = tail.replace(separator, os.sep)
-        self._files: dict[int, tuple[int, np.ndarray]] = {}
+        # the default key encoding: "c/<shard>/0/0..." (or "c.<shard>.0.0..." in one file)
+        self._key = separator.join(["c", "{}", *["0"] * (ndim - 1)])
+        self._files: dict[int, tuple[int, list[tuple[int, int]]]] = {}
         self._zstd = numcodecs.Zstd()
         self._scratch: np.ndarray | None = None
 
@@ -450,8 +452,8 @@ class ClipReader:
         except (OSError, ValueError) as err:
             raise StoreError(f"cannot read array metadata {path / 'zarr.json'}: {err}") from err
 
-    def _shard(self, shard: int) -> tuple[int, np.ndarray]:
-        """(file descriptor, index rows of (offset, nbytes)) for a shard, cached."""
+    def _shard(self, shard: int) -> tuple[int, list[tuple[int, int]]]:
+        """(file descriptor, (offset, nbytes) per chunk) for a shard, cached."""
         cached = self._files.get(shard)
         if cached is not None:
             return cached
@@ -461,7 +463,7 @@ class ClipReader:
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
-            fd, index = -1, np.full((chunks, 2), _EMPTY_CHUNK, dtype=np.uint64)
+            fd, index = -1, [(_EMPTY_CHUNK, _EMPTY_CHUNK)] * chunks
         else:
             size = os.fstat(fd).st_size
             raw = os.pread(fd, index_bytes, size - index_bytes)
@@ -469,7 +471,8 @@ class ClipReader:
             if len(raw) != index_bytes or google_crc32c.value(raw[:-4]) != checksum:
                 os.close(fd)
                 raise StoreError(f"shard {path} has a missing or corrupt index")
-            index = np.frombuffer(raw[:-4], dtype="<u8").reshape(chunks, 2)
+            rows = np.frombuffer(raw[:-4], dtype="<u8").reshape(chunks, 2)
+            index = [(int(o), int(n)) for o, n in rows.tolist()]
         self._files[shard] = (fd, index)
         return fd, index
 
@@ -496,14 +499,26 @@ class ClipReader:
         fd, index = self._shard(clip // self.clips_per_shard)
         per = self.frames_per_chunk
         row = (clip % self.clips_per_shard) * self.chunks_per_clip
-        for c in range(first // per, (stop - 1) // per + 1):
+        chunks = range(first // per, (stop - 1) // per + 1)
+        entries = index[row + chunks.start : row + chunks.stop]
+        data, base = None, 0
+        if self.compressor is not None and len(entries) > 1:
+            # a clip's chunks lie back to back in its shard: one pread for all of them
+            ends = [o + n for o, n in entries]
+            if all(o == e for (o, _), e in zip(entries[1:], ends, strict=False)):
+                base = entries[0][0]
+                data = memoryview(os.pread(fd, ends[-1] - base, base))
+        for c, (offset, nbytes) in zip(chunks, entries, strict=True):
             lo, hi = max(first, c * per), min(stop, (c + 1) * per)
-            self._read_chunk(fd, index[row + c], out[lo - first : hi - first], lo - c * per)
+            part = None if data is None else data[offset - base : offset - base + nbytes]
+            self._read_chunk(fd, offset, nbytes, out[lo - first : hi - first], lo - c * per,
+                             part)
         return out
 
-    def _read_chunk(self, fd: int, entry: np.ndarray, dest: np.ndarray, skip: int) -> None:
-        """Frames ``skip .. skip+len(dest)`` of one chunk into ``dest``."""
-        offset, nbytes = int(entry[0]), int(entry[1])
+    def _read_chunk(self, fd: int, offset: int, nbytes: int, dest: np.ndarray, skip: int,
+                    data: memoryview | None) -> None:
+        """Frames ``skip .. skip+len(dest)`` of one chunk into ``dest`` (``data``: its bytes,
+        when already read)."""
         if offset == _EMPTY_CHUNK and nbytes == _EMPTY_CHUNK:
             dest[...] = self.fill_value
             return
@@ -513,7 +528,8 @@ class ClipReader:
             if got != dest.nbytes:
                 raise StoreError(f"{self.path}: short read of a chunk")
             return
-        data = os.pread(fd, nbytes, offset)
+        if data is None:
+            data = os.pread(fd, nbytes, offset)
         whole = skip == 0 and len(dest) == self.frames_per_chunk
         if whole:
             target = dest

@@ -15,6 +15,7 @@ from tasks import media
 from tasks.errors import MediaError
 from tasks.media import (
     count_frames,
+    frame_rgb,
     iter_audio_blocks,
     iter_frames,
     probe,
@@ -52,13 +53,25 @@ def grid_files(sample_grid: Path) -> list[Path]:
     return files
 
 
+def test_fast_rgb_conversion_matches_swscale(grid_files: list[Path]) -> None:
+    """The OpenCV I420 path differs from PyAV's rgb24 by at most a few grey levels."""
+    with av.open(str(grid_files[0])) as container:
+        frame = next(container.decode(video=0))
+        assert frame.format.name == "yuv420p"
+        fast = frame_rgb(frame).astype(int)
+        reference = frame.to_ndarray(format="rgb24").astype(int)
+    assert fast.shape == reference.shape
+    assert np.abs(fast - reference).mean() < 1.5
+    assert np.abs(fast - reference).max() <= 4
+
+
 def source_frames(path: Path) -> list[tuple[float, np.ndarray]]:
     """Every decoded frame with its time from the video stream start (reference decode)."""
     with av.open(str(path)) as container:
         v = container.streams.video[0]
         zero = float(v.start_time * v.time_base)
         return [
-            (float(f.pts * v.time_base) - zero, f.to_ndarray(format="rgb24"))
+            (float(f.pts * v.time_base) - zero, frame_rgb(f))
             for f in container.decode(v)
         ]
 

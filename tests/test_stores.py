@@ -244,3 +244,20 @@ def test_bad_codec_level_or_frames_per_chunk_are_named(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="frames_per_chunk must be >= 0"):
         write_store(paths, tmp_path / "x.zarr", attrs={}, frames_per_chunk=-1)
     assert not (tmp_path / "x.zarr").exists()
+
+
+def test_clip_reader_reads_any_clip_sharded_array_like_zarr(tmp_path: Path) -> None:
+    """Not only write_store's output: '.' chunk keys, float data, shards of 2, T chunks of 4."""
+    array = zarr.create_array(
+        tmp_path / "other.zarr", shape=(5, 11, 3), chunks=(1, 4, 3), shards=(2, 12, 3),
+        dtype="float32", compressors=BloscCodec(cname="lz4"),
+        chunk_key_encoding={"name": "default", "separator": "."},
+    )
+    values = np.random.default_rng(0).random((5, 11, 3)).astype(np.float32)
+    values[4] = 0  # all fill value: zarr writes no chunk for it
+    array[:] = values
+    reader = ClipReader(tmp_path / "other.zarr")
+    for i in range(5):
+        for first, stop in [(0, None), (2, 9), (8, 11), (3, 4)]:
+            np.testing.assert_array_equal(reader.read(i, first, stop), values[i, first:stop])
+    reader.close()
