@@ -7,7 +7,7 @@ corners and of the mouth-centre keypoint, as % of the face size (box side), and 
 detection time per frame of video. ``preprocess.detect_every_frames`` should be the
 largest k whose mean box deviation stays under 2 %.
 
-Run: ``.venv/bin/python benchmarks/detect_stride.py [--strides 1 2 3 5] [VIDEO ...]``
+Run: ``.venv/bin/python benchmarks/detect_stride.py [--strides 1 2 3 5 10 15] [VIDEO ...]``
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def deviation_pct(track: FaceTrack, reference: FaceTrack) -> tuple[float, float,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("videos", nargs="*", type=Path)
-    parser.add_argument("--strides", nargs="+", type=int, default=[1, 2, 3, 5])
+    parser.add_argument("--strides", nargs="+", type=int, default=[1, 2, 3, 5, 10, 15])
     args = parser.parse_args()
     videos = args.videos or sorted((ROOT / "data/samples/grid").glob("**/*.mpg"))
     pre = load_params(ROOT / "params.yaml")["preprocess"]
