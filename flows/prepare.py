@@ -24,7 +24,12 @@ from tasks import __version__
 from tasks.clip_manifest import write_clip_manifest
 from tasks.manifests import file_sha256, read_raw_manifest
 from tasks.preprocess import VideoSettings, order_rows, preprocess_video
-from tasks.stores import manifest_path_for, write_store
+from tasks.stores import (
+    DEFAULT_CODEC,
+    DEFAULT_FRAMES_PER_CHUNK,
+    manifest_path_for,
+    write_store,
+)
 
 
 def git_revision(root: Path) -> str:
@@ -55,6 +60,9 @@ def write_speaker_store(speaker: str, rows: Sequence[Mapping[str, Any]], store: 
     write_store(kept, store, attrs=attrs,
                 clips_per_shard=int(store_params.get("clips_per_shard", 64)),
                 compressor_level=int(store_params.get("compressor_level", 3)),
+                codec=str(store_params.get("codec", DEFAULT_CODEC)),
+                frames_per_chunk=int(store_params.get("frames_per_chunk",
+                                                      DEFAULT_FRAMES_PER_CHUNK)),
                 progress=progress)
     write_clip_manifest([{k: v for k, v in r.items() if k != "npz_path"} for r in ordered],
                         manifest_path_for(store))
