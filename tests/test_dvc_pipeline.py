@@ -94,6 +94,15 @@ def test_metrics_and_plots_are_readable_by_dvc(repo: Path, first_repro: str) -> 
     assert list((repo / "data/models/lip2wav").glob("*.pt"))
 
 
+def test_sync_score_writes_scores_into_the_clip_manifest(repo: Path, first_repro: str) -> None:
+    run(["lipflow", "sync-score", "data/features/grid/s1.zarr"], repo)
+    clips = pd.read_parquet(repo / "data/features/grid/s1.parquet")
+    kept = clips[clips["kept"]]
+    assert kept["sync_score"].notna().all()
+    assert kept["sync_offset_frames"].abs().le(15).all()
+    run(["dvc", "checkout", "-q", "-f"], repo)  # back to the pipeline's own manifest
+
+
 def test_exp_run_param_change_shows_in_metrics_diff(repo: Path, first_repro: str) -> None:
     out = run(["dvc", "exp", "run", "-S", "train.lip2wav.lr=0.05"], repo).stdout
     assert ran_stages(out) == {"train@lip2wav", "evaluate@lip2wav"}
