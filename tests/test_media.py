@@ -379,8 +379,9 @@ def test_memory_does_not_grow_with_length(media_dir: Path) -> None:
     _rss_growth(long)  # warm up decoder pools and imports
     growth_short = _rss_growth(short)
     growth_long = _rss_growth(long)
-    # the measurement can see a leak: keeping the long video's frames grows by 500 frames
+    # the measurement can see a leak: keeping the long video's 500 frames shows up, even
+    # though the allocator may serve part of them from memory freed by earlier runs
     growth_kept = _rss_growth(long, keep=True)
-    assert growth_kept > 300 * frame_bytes
+    assert growth_kept > 150 * frame_bytes
     assert growth_long < growth_short + 20 * frame_bytes
     assert growth_long < 50 * frame_bytes
