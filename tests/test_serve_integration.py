@@ -136,7 +136,10 @@ def test_serve_registers_schedule_and_runs_a_flow(server, tmp_path):
             assert schedule.active
             assert refresh.parameters == {"root": str(PROJECT), "push": True}
 
-            grid = client.read_deployment_by_name("download-grid/download-grid")
+            # deployments are registered one after another: wait for each, never assume
+            grid = _wait_for("the download-grid deployment",
+                             lambda: client.read_deployment_by_name("download-grid/download-grid"),
+                             30, procs)
             assert grid.schedules == []  # on demand
             assert grid.parameters["speakers"] == params["grid"]["speakers"]
 
