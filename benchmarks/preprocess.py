@@ -37,14 +37,12 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import _common as common  # first: pins BLAS/OpenMP threads before numpy loads
 import av
 import cv2
-import numpy as np
 
 from flows.settings import speaker_settings
 from tasks.clips import frames_per_clip
@@ -54,7 +52,7 @@ from tasks.face_detection import detector_from_params
 from tasks.face_tracking import track_face, tracking_options
 from tasks.ffmpeg import ffmpeg_exe
 from tasks.media import count_frames, iter_frames, probe
-from tasks.preprocess import VideoSettings, preprocess_video
+from tasks.preprocess import VideoSettings, frame_chunks, preprocess_video
 
 GOAL_REALTIME_PER_CORE = 15.0
 GOAL_FLOOR_RATIO = 3.0
@@ -86,17 +84,6 @@ def lipflow(records: list[dict[str, Any]], settings: VideoSettings, work_dir: Pa
             raise SystemExit(f"lipflow kept no clip of {record['video_path']}: {rows}")
 
 
-def _chunks(frames: Iterator[Any], size: int) -> Iterator[list[np.ndarray]]:
-    chunk: list[np.ndarray] = []
-    for frame in frames:
-        chunk.append(frame.image)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 def lip2wav_baseline(records: list[dict[str, Any]], settings: VideoSettings,
                      work_dir: Path) -> None:
     """Detect on every frame, a JPEG per face crop, audio through an ffmpeg subprocess."""
@@ -108,7 +95,7 @@ def lip2wav_baseline(records: list[dict[str, Any]], settings: VideoSettings,
         video = common.SAMPLE_GRID / record["video_path"]
         stem = f"{record['speaker']}__{record['utterance_id']}"
         with detector_from_params(pre) as detector:
-            for k, chunk in enumerate(_chunks(iter_frames(video, settings.fps), clip_frames)):
+            for k, chunk in enumerate(frame_chunks(iter_frames(video, settings.fps), clip_frames)):
                 track = track_face(chunk, detector, **options)
                 if not track.kept:
                     continue

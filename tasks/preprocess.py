@@ -115,7 +115,8 @@ def rejected_file_row(record: Mapping[str, Any], fps: float, reason: str) -> dic
     }
 
 
-def _frame_chunks(frames: Iterator[Any], size: int) -> Iterator[list[np.ndarray]]:
+def frame_chunks(frames: Iterator[Any], size: int) -> Iterator[list[np.ndarray]]:
+    """Group decoded frames' images into lists of ``size`` (the last may be shorter)."""
     chunk: list[np.ndarray] = []
     for frame in frames:
         chunk.append(frame.image)
@@ -160,7 +161,7 @@ def _clips_of_video(record: Mapping[str, Any], raw_root: Path, work_dir: Path,
 
     audio = iter_audio_blocks(video, clip_samples, sr)
     with detector_from_params(dict(pre)) as detector:
-        for k, chunk in enumerate(_frame_chunks(iter_frames(video, fps, crop=crop), clip_frames)):
+        for k, chunk in enumerate(frame_chunks(iter_frames(video, fps, crop=crop), clip_frames)):
             valid_frames = len(chunk)
             block = next(audio, np.zeros(0, dtype=np.int16))
             if valid_frames / fps < settings.min_clip_seconds - 1e-9:
