@@ -29,7 +29,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 SAMPLE_GRID = ROOT / "data" / "samples" / "grid"
-BLAS_NOTE = "BLAS/OpenMP threads: 1 (OPENBLAS_NUM_THREADS=1 and threadpoolctl), same for all"
+BLAS_NOTE = ("BLAS/OpenMP threads: 1 (OPENBLAS_NUM_THREADS=1 and threadpoolctl), OpenCV threads: 1 "
+             "(as lipflow's per-video work sets it), same for all")
 
 
 def blas_threads() -> str:
@@ -43,9 +44,16 @@ def blas_threads() -> str:
 
 @contextmanager
 def one_blas_thread() -> Iterator[None]:
-    """Limit BLAS to one thread (the env vars cover libraries not loaded yet)."""
+    """Limit BLAS to one thread (the env vars cover libraries not loaded yet), and OpenCV.
+
+    lipflow's per-video work keeps OpenCV on one thread (tasks/opencv_threads.py); the
+    setting is process-wide, so it is made here, before any way is measured, for all.
+    """
     from threadpoolctl import threadpool_limits
 
+    from tasks.opencv_threads import one_opencv_thread
+
+    one_opencv_thread()
     with threadpool_limits(limits=1, user_api="blas"):
         yield
 

@@ -7,7 +7,8 @@ corners and of the mouth-centre keypoint, as % of the face size (box side), and 
 detection time per frame of video. ``preprocess.detect_every_frames`` should be the
 largest k whose mean box deviation stays under 2 %.
 
-Run: ``.venv/bin/python benchmarks/detect_stride.py [--strides 1 2 3 5 10 15] [VIDEO ...]``
+Run: ``.venv/bin/python benchmarks/detect_stride.py [--strides 1 5 10 25]
+[--refine-motion none 0.1] [VIDEO ...]``
 """
 
 from __future__ import annotations
@@ -45,18 +46,28 @@ def deviation_pct(track: FaceTrack, reference: FaceTrack) -> tuple[float, float,
     return 100 * box_dev.mean(), 100 * box_dev.max(), 100 * mouth.mean()
 
 
+def _refine_arg(text: str) -> float | None:
+    return None if text.lower() in {"none", "null", "off"} else float(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("videos", nargs="*", type=Path)
-    parser.add_argument("--strides", nargs="+", type=int, default=[1, 2, 3, 5, 10, 15])
+    parser.add_argument("--strides", nargs="+", type=int, default=[1, 5, 10, 15, 20, 25])
+    parser.add_argument("--refine-motion", nargs="+", type=_refine_arg, default=None,
+                        metavar="F", help="refine_motion values to try ('none' = off); "
+                        "default: the one in params.yaml")
     args = parser.parse_args()
     videos = args.videos or sorted((ROOT / "data/samples/grid").glob("**/*.mpg"))
     pre = load_params(ROOT / "params.yaml")["preprocess"]
     options = tracking_options(pre)
+    refines = args.refine_motion if args.refine_motion else [options["refine_motion"]]
+    ways = [(k, r) for k in args.strides for r in refines]
     clip_frames = None
 
-    results: dict[int, list[tuple[float, float, float]]] = {k: [] for k in args.strides}
-    seconds: dict[int, float] = dict.fromkeys(args.strides, 0.0)
+    results: dict[tuple, list[tuple[float, float, float]]] = {w: [] for w in ways}
+    seconds: dict[tuple, float] = dict.fromkeys(ways, 0.0)
+    calls: dict[tuple, int] = dict.fromkeys(ways, 0)
     total_frames = 0
     with detector_from_params(pre) as detector:
         detector.detect(np.zeros((64, 64, 3), np.uint8))  # warm-up outside the timings
@@ -68,32 +79,41 @@ def main() -> None:
                 clip = frames[start : start + clip_frames]
                 total_frames += len(clip)
                 tracks = {}
-                for k in args.strides:
+                for k, refine in ways:
                     t0 = time.perf_counter()
-                    tracks[k] = track_face(clip, detector, **{**options, "detect_every_frames": k})
-                    seconds[k] += time.perf_counter() - t0
-                reference = tracks[1] if 1 in tracks else track_face(
-                    clip, detector, **{**options, "detect_every_frames": 1}
+                    tracks[k, refine] = track_face(
+                        clip, detector,
+                        **{**options, "detect_every_frames": k, "refine_motion": refine},
+                    )
+                    seconds[k, refine] += time.perf_counter() - t0
+                    calls[k, refine] += int(tracks[k, refine].attempted.sum())
+                reference = track_face(
+                    clip, detector,
+                    **{**options, "detect_every_frames": 1, "refine_motion": None},
                 )
                 if not reference.kept:
                     print(f"skip {video.name}@{start}: {reference.reject_reason}")
                     continue
-                for k in args.strides:
-                    results[k].append(deviation_pct(tracks[k], reference))
+                for way in ways:
+                    results[way].append(deviation_pct(tracks[way], reference))
 
     print(f"{len(videos)} videos, {total_frames} frames, detector {pre['detector']}, "
           f"smoothing {options['smooth_window_frames']} frames, clips of {clip_frames} frames")
-    print(f"{'k':>3} {'box dev mean %':>15} {'box dev max %':>14} {'mouth dev %':>12} "
-          f"{'track ms/frame':>15}")
-    best = 1
-    for k in args.strides:
-        dev = np.array(results[k])
+    print(f"{'k':>3} {'refine':>7} {'box dev mean %':>15} {'box dev max %':>14} "
+          f"{'mouth dev %':>12} {'detections/clip':>16} {'track ms/frame':>15}")
+    best: dict[float | None, int] = {}
+    for k, refine in ways:
+        dev = np.array(results[k, refine])
         mean_pct, max_pct, mouth_pct = dev[:, 0].mean(), dev[:, 1].max(), dev[:, 2].mean()
-        per_frame_ms = 1000 * seconds[k] / total_frames
-        print(f"{k:>3} {mean_pct:>15.3f} {max_pct:>14.3f} {mouth_pct:>12.3f} {per_frame_ms:>15.2f}")
+        per_frame_ms = 1000 * seconds[k, refine] / total_frames
+        per_clip = calls[k, refine] * clip_frames / total_frames
+        print(f"{k:>3} {str(refine):>7} {mean_pct:>15.3f} {max_pct:>14.3f} {mouth_pct:>12.3f} "
+              f"{per_clip:>16.1f} {per_frame_ms:>15.2f}")
         if mean_pct < LIMIT_PCT:
-            best = max(best, k)
-    print(f"largest k with mean box deviation under {LIMIT_PCT}%: {best}")
+            best[refine] = max(best.get(refine, 1), k)
+    for refine, k in best.items():
+        print(f"refine_motion={refine}: largest k with mean box deviation under "
+              f"{LIMIT_PCT}%: {k}")
 
 
 if __name__ == "__main__":

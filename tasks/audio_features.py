@@ -290,6 +290,36 @@ def inv_mel_spectrogram(
     return wav.astype(np.float32)
 
 
+@functools.cache
+def _speechpy_filterbank(n_filters: int, coefficients: int, sample_rate_hz: int) -> np.ndarray:
+    """``speechpy.feature.filterbanks`` as ``speechpy.feature.mfe`` calls it, built once.
+
+    speechpy rebuilds it on every call, which costs as much as the rest of a clip's MFEC.
+    """
+    bank = speechpy.feature.filterbanks(n_filters, coefficients, sample_rate_hz, 0,
+                                        sample_rate_hz / 2)
+    bank.setflags(write=False)
+    return bank
+
+
+def _speechpy_lmfe(x: np.ndarray, p: MfecParams) -> np.ndarray:
+    """``speechpy.feature.lmfe(x, ...)`` with lipflow's arguments, step for step.
+
+    The same speechpy functions in the same order as its ``mfe`` + ``lmfe`` (float
+    cast, rectangular frames without zero padding, power spectrum, zero handling, the
+    filterbank product, log), except that the filterbank comes from a cache. Bit-equal
+    to calling ``speechpy.feature.lmfe`` (tested).
+    """
+    frames = speechpy.processing.stack_frames(
+        x.astype(float), sampling_frequency=p.sample_rate_hz, frame_length=p.frame_seconds,
+        frame_stride=p.stride_seconds, filter=lambda n: np.ones((n,)), zero_padding=False,
+    )
+    power = speechpy.processing.power_spectrum(frames, p.n_fft)
+    bank = _speechpy_filterbank(p.n_filters, power.shape[1], p.sample_rate_hz)
+    energies = speechpy.functions.zero_handling(np.dot(power, bank.T))
+    return np.log(energies)
+
+
 def mfec_cube(wav: np.ndarray, params: Mapping[str, Any] | None = None) -> np.ndarray:
     """speechpy's MFEC cube of ``wav``: (frames, n_filters, 3) float32.
 
@@ -307,15 +337,6 @@ def mfec_cube(wav: np.ndarray, params: Mapping[str, Any] | None = None) -> np.nd
             f"waveform of {x.size} samples is too short for MFEC frames of {frame} samples "
             f"every {int(stride)} (needs at least {frame + int(stride)})"
         )
-    lmfe = speechpy.feature.lmfe(
-        x,
-        sampling_frequency=p.sample_rate_hz,
-        frame_length=p.frame_seconds,
-        frame_stride=p.stride_seconds,
-        num_filters=p.n_filters,
-        fft_length=p.n_fft,
-        low_frequency=0,
-        high_frequency=None,
-    )
+    lmfe = _speechpy_lmfe(x, p)
     cube = speechpy.feature.extract_derivative_feature(lmfe)
     return np.ascontiguousarray(cube, dtype=np.float32)

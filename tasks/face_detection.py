@@ -11,7 +11,10 @@ subject's right, which is on the image's left in an unmirrored video.
 
 from __future__ import annotations
 
+import atexit
 import os
+import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -151,3 +154,34 @@ def detector_from_params(preprocess: dict) -> FaceDetector:
         detector=str(preprocess.get("detector", "short_range")),
         min_score=float(preprocess.get("min_face_score", 0.5)),
     )
+
+
+_per_thread = threading.local()
+_all_shared: weakref.WeakSet[FaceDetector] = weakref.WeakSet()
+
+
+def shared_detector(preprocess: dict) -> FaceDetector:
+    """This thread's detector for the ``preprocess:`` settings, built on first use.
+
+    Building a detector (loading the model, setting up the graph) costs as much as four
+    detections; a worker that preprocesses video after video reuses one instead. The
+    cache is per thread because a MediaPipe task must not be called from two threads at
+    once; process-pool workers each get their own. Do not close the result: they are
+    closed when the interpreter exits (or by :func:`close_shared_detectors`).
+    """
+    key = (str(preprocess.get("detector", "short_range")),
+           float(preprocess.get("min_face_score", 0.5)))
+    cache: dict[tuple[str, float], FaceDetector] = _per_thread.__dict__.setdefault("cache", {})
+    detector = cache.get(key)
+    if detector is None or detector._detector is None:
+        detector = FaceDetector(detector=key[0], min_score=key[1])
+        cache[key] = detector
+        _all_shared.add(detector)
+    return detector
+
+
+@atexit.register
+def close_shared_detectors() -> None:
+    """Close every cached detector (all threads'); the next use builds a new one."""
+    for detector in list(_all_shared):
+        detector.close()

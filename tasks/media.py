@@ -45,7 +45,7 @@ import logging
 import math
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -54,8 +54,10 @@ import av
 import av.error
 import cv2
 import numpy as np
+import soxr
 
 from tasks.errors import MediaError
+from tasks.yuv_frames import YuvFrame, yuv_frame
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +110,14 @@ class VideoFrame:
 
     ``time_s`` is the exact output time ``start_s + index / fps``; ``source_time_s`` the
     timestamp of the source frame shown (both relative to the video stream start);
-    ``image`` is RGB uint8 of shape (H, W, 3), cropped when a crop was asked for.
+    ``image`` is RGB uint8 of shape (H, W, 3), cropped when a crop was asked for (or a
+    :class:`~tasks.yuv_frames.YuvFrame` when :func:`iter_frames` was asked for ``yuv``).
     """
 
     index: int
     time_s: float
     source_time_s: float
-    image: np.ndarray
+    image: np.ndarray | YuvFrame
 
 
 # --------------------------------------------------------------------------- opening
@@ -354,6 +357,13 @@ def frame_rgb(frame: Any) -> np.ndarray:
     return frame.to_ndarray(format="rgb24")
 
 
+#: How :func:`iter_frames` hands out pixels: converted to RGB, or as decoded planes.
+PIXEL_LAYOUTS: dict[str, Callable[[Any], np.ndarray | YuvFrame]] = {
+    "rgb": frame_rgb,
+    "yuv": yuv_frame,
+}
+
+
 def iter_frames(
     path: str | os.PathLike[str],
     fps: float,
@@ -361,6 +371,7 @@ def iter_frames(
     start_s: float = 0.0,
     end_s: float | None = None,
     crop: Crop | None = None,
+    pixels: str = "rgb",
 ) -> Iterator[VideoFrame]:
     """Yield the video of ``path`` resampled to exactly ``fps``, as RGB uint8 frames.
 
@@ -368,12 +379,18 @@ def iter_frames(
     the source frame on screen then (see the module docstring). The output ends before
     ``end_s`` or at the end of the video, whichever is first. ``crop`` is ``(x, y, width,
     height)`` in source pixels, applied after RGB conversion; the yielded image is then a
-    contiguous (height, width, 3) copy. A generator: frames are decoded and dropped as it
-    goes, so memory does not grow with the video's length. A start beyond a few seconds is
+    contiguous (height, width, 3) copy. With ``pixels="yuv"`` the images are
+    :class:`~tasks.yuv_frames.YuvFrame` plane views instead, not converted at all (a
+    crop is then snapped to even pixels); the preprocessing path uses that. A generator:
+    frames are decoded and dropped as it goes, so memory does not grow with the video's
+    length. A start beyond a few seconds is
     reached by seeking (falling back to decoding from the start when the seek overshoots).
     """
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
+    if pixels not in PIXEL_LAYOUTS:
+        raise ValueError(f"pixels must be one of {sorted(PIXEL_LAYOUTS)}, not {pixels!r}")
+    convert = PIXEL_LAYOUTS[pixels]
     with _open(path) as container:
         v = _video_stream(container, path)
         v.thread_type = "AUTO"
@@ -394,17 +411,20 @@ def iter_frames(
                 timed = _chain_first(first, timed)
 
         cached_frame: Any = None
-        cached_image: np.ndarray | None = None
+        cached_image: np.ndarray | YuvFrame | None = None
         for n, t, source_t, frame in resample_by_time(
             timed, fps, start_s=start_s, end_s=end_s, eps_s=eps, default_frame_s=default_frame_s
         ):
             if frame is not cached_frame:
-                image = frame_rgb(frame)
+                image = convert(frame)
                 if crop is not None:
                     if cached_frame is None:  # checked on the decoded size, not the header's
                         _check_crop(crop, image.shape[1], image.shape[0], path)
                     x, y, w, h = crop
-                    image = np.ascontiguousarray(image[y : y + h, x : x + w])
+                    if isinstance(image, YuvFrame):
+                        image = image.crop(x, y, w, h)
+                    else:
+                        image = np.ascontiguousarray(image[y : y + h, x : x + w])
                 cached_frame, cached_image = frame, image
             assert cached_image is not None
             yield VideoFrame(index=n, time_s=t, source_time_s=source_t, image=cached_image)
@@ -422,6 +442,55 @@ class _SeekOvershoot(Exception):
     """A seek landed after the wanted time; decode from the start instead."""
 
 
+#: Decoded audio is handed to the resampler in batches of at least this many samples:
+#: per-call overhead, not arithmetic, dominates at one codec frame (~1152 samples) a call.
+RESAMPLE_BATCH_SAMPLES = 16384
+
+#: numpy dtype and scale to [-1, 1] of FFmpeg's sample formats (planar or packed).
+_SAMPLE_TYPES: dict[str, tuple[type, float, float]] = {  # dtype, offset, scale
+    "u8": (np.uint8, -128.0, 1 / 128),
+    "s16": (np.int16, 0.0, 1 / 32768),
+    "s32": (np.int32, 0.0, 1 / 2147483648),
+    "flt": (np.float32, 0.0, 1.0),
+    "dbl": (np.float64, 0.0, 1.0),
+}
+
+
+def channel_arrays(frame: Any) -> tuple[str, list[np.ndarray]]:
+    """A decoded audio frame's samples: its format name and one 1-D array per channel.
+
+    Views into the frame's buffers where the layout allows (no copy). Formats outside
+    :data:`_SAMPLE_TYPES` (64-bit ints) are converted to float by FFmpeg first.
+    """
+    name = frame.format.name.rstrip("p")
+    if name not in _SAMPLE_TYPES:
+        frame = av.AudioResampler(format="fltp", layout=frame.layout.name,
+                                  rate=frame.sample_rate).resample(frame)[0]
+        name = "flt"
+    dtype = _SAMPLE_TYPES[name][0]
+    count, channels = frame.samples, len(frame.layout.channels)
+    if frame.format.is_planar:
+        return name, [np.frombuffer(frame.planes[i], dtype, count=count)
+                      for i in range(channels)]
+    packed = np.frombuffer(frame.planes[0], dtype, count=count * channels)
+    return name, [packed[i::channels] for i in range(channels)]
+
+
+def mono_float(name: str, channels: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
+    """Average channels to mono float32 in [-1, 1]; ``channels[c]`` lists channel c's parts."""
+    _, offset, scale = _SAMPLE_TYPES[name]
+    total = None
+    for parts in channels:
+        samples = np.concatenate(parts).astype(np.float32)
+        total = samples if total is None else total + samples
+    assert total is not None
+    return ((total / len(channels) + offset) * scale).astype(np.float32, copy=False)
+
+
+def _to_int16(samples: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(samples * 32768.0), -32768, 32767).astype(np.int16)
+
+
 def _resampled_chunks(
     container: Any,
     a: Any,
@@ -431,10 +500,19 @@ def _resampled_chunks(
     start_sample: int,
     seeked: bool,
 ) -> Iterator[np.ndarray]:
-    """The resampling loop of :func:`_iter_audio_chunks` (see there)."""
+    """The resampling loop of :func:`_iter_audio_chunks` (see there).
+
+    Channels are averaged to mono and resampled with libsoxr (``soxr``, high quality),
+    streamed in batches; its output is delay-compensated, so sample ``k`` out is at
+    ``k / sample_rate_hz`` after the first input sample. A change of input rate mid
+    stream flushes the resampler and starts a new one where the last ended.
+    """
     audio_start_s = _stream_start_s(a, container)
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate_hz)
     pos: int | None = None  # timeline index of the next resampled sample
+    stream: soxr.ResampleStream | None = None
+    layout: tuple[int, str, int] | None = None  # rate, sample format, channels
+    batch: list[list[np.ndarray]] = []
+    batched = 0
 
     def emit(chunk: np.ndarray) -> Iterator[np.ndarray]:
         nonlocal pos
@@ -444,6 +522,16 @@ def _resampled_chunks(
         if skip < len(chunk):
             yield chunk[max(skip, 0) :]
 
+    def flush(last: bool) -> Iterator[np.ndarray]:
+        nonlocal batch, batched
+        if stream is None or layout is None:
+            return
+        samples = mono_float(layout[1], batch) if batched else np.zeros(0, np.float32)
+        batch, batched = [[] for _ in range(layout[2])], 0
+        out = stream.resample_chunk(samples, last=last)
+        if len(out):
+            yield from emit(_to_int16(out))
+
     for frame in _decode(container, a, path):
         if pos is None:
             t_rel = (frame.time if frame.pts is not None else audio_start_s) - zero_s
@@ -452,11 +540,23 @@ def _resampled_chunks(
             pos = round(t_rel * sample_rate_hz)
             if pos > start_sample:
                 yield np.zeros(pos - start_sample, dtype=np.int16)
-        for out in resampler.resample(frame):
-            yield from emit(out.to_ndarray().reshape(-1))
-    if pos is not None:
-        for out in resampler.resample(None):
-            yield from emit(out.to_ndarray().reshape(-1))
+        name, channels = channel_arrays(frame)
+        frame_layout = (frame.sample_rate, name, len(channels))
+        if frame_layout != layout:
+            if stream is not None and layout is not None and frame.sample_rate == layout[0]:
+                yield from flush(last=False)  # same rate, new format: keep the stream
+            else:
+                yield from flush(last=True)
+                stream = soxr.ResampleStream(frame.sample_rate, sample_rate_hz, 1,
+                                             dtype="float32", quality="HQ")
+            layout = frame_layout
+            batch, batched = [[] for _ in channels], 0
+        for parts, samples in zip(batch, channels, strict=True):
+            parts.append(samples)
+        batched += frame.samples
+        if batched >= RESAMPLE_BATCH_SAMPLES:
+            yield from flush(last=False)
+    yield from flush(last=True)
 
 
 def _iter_audio_chunks(

@@ -10,6 +10,8 @@ with its reason instead. Bad input never raises out of :func:`preprocess_video`.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,12 +22,15 @@ import numpy as np
 
 from tasks.atomic import atomic_path
 from tasks.audio_features import mel_spectrogram, mfec_cube
-from tasks.clips import frames_per_clip, pad_frames, pad_samples, samples_per_clip
-from tasks.crops import face_crops, mouth_crop_size, mouth_crops
+from tasks.clips import frames_per_clip, pad_samples, samples_per_clip
+from tasks.crops import mouth_crop_size
 from tasks.errors import ConfigError, LipflowError
-from tasks.face_detection import detector_from_params
+from tasks.face_detection import shared_detector
 from tasks.face_tracking import track_face, tracking_options
 from tasks.media import iter_audio_blocks, iter_frames, probe
+from tasks.opencv_threads import one_opencv_thread
+from tasks.yuv_crops import face_crops_yuv, mouth_crops_yuv
+from tasks.yuv_frames import RgbFrames
 
 #: Named crop regions applied before face detection, as fractions of the frame
 #: (x0, y0, x1, y1). ``chess`` is Lip2Wav's rows 270:460, cols 770:1130 of 1080p.
@@ -115,9 +120,9 @@ def rejected_file_row(record: Mapping[str, Any], fps: float, reason: str) -> dic
     }
 
 
-def frame_chunks(frames: Iterator[Any], size: int) -> Iterator[list[np.ndarray]]:
+def frame_chunks(frames: Iterator[Any], size: int) -> Iterator[list[Any]]:
     """Group decoded frames' images into lists of ``size`` (the last may be shorter)."""
-    chunk: list[np.ndarray] = []
+    chunk: list[Any] = []
     for frame in frames:
         chunk.append(frame.image)
         if len(chunk) == size:
@@ -134,6 +139,7 @@ def preprocess_video(record: Mapping[str, Any], raw_root: Path, work_dir: Path,
     Kept rows carry ``npz_path`` (the clip's arrays in ``work_dir``); ``store_index`` is
     assigned later, when the store is written. Media problems become one rejected row.
     """
+    one_opencv_thread()
     try:
         return list(_clips_of_video(record, Path(raw_root), Path(work_dir), settings))
     except LipflowError as err:
@@ -143,10 +149,6 @@ def preprocess_video(record: Mapping[str, Any], raw_root: Path, work_dir: Path,
 def _clips_of_video(record: Mapping[str, Any], raw_root: Path, work_dir: Path,
                     settings: VideoSettings) -> Iterator[dict[str, Any]]:
     video = raw_root / record["video_path"]
-    info = probe(video)
-    if not info.has_audio:
-        yield rejected_file_row(record, settings.fps, f"{video}: no audio stream")
-        return
     pre = settings.preprocess
     fps, sr = settings.fps, settings.sample_rate_hz
     clip_frames = frames_per_clip(fps, settings.clip_seconds)
@@ -155,15 +157,24 @@ def _clips_of_video(record: Mapping[str, Any], raw_root: Path, work_dir: Path,
     face_px = int(pre.get("face_size_px", 96))
     margin = float(pre.get("face_margin", 0.25))
     track_opts = tracking_options(pre)
-    crop = crop_box(settings.crop_region, info.width, info.height)
+    crop = None
+    if settings.crop_region != "full":  # only a crop needs the frame size before decoding
+        info = probe(video)
+        crop = crop_box(settings.crop_region, info.width, info.height)
     transcript_words = record.get("word_timings")
     produced = 0
 
     audio = iter_audio_blocks(video, clip_samples, sr)
-    with detector_from_params(dict(pre)) as detector:
-        for k, chunk in enumerate(frame_chunks(iter_frames(video, fps, crop=crop), clip_frames)):
+    # The first block opens the file: one that is not media, or has no audio or video
+    # stream, fails here with a MediaError (a rejected-file row), before any decoding.
+    first_block = next(audio, None)
+    blocks = itertools.chain([] if first_block is None else [first_block], audio)
+    detector = shared_detector(dict(pre))
+    frames_in = iter_frames(video, fps, crop=crop, pixels="yuv")
+    with contextlib.closing(audio), contextlib.closing(frames_in):
+        for k, chunk in enumerate(frame_chunks(frames_in, clip_frames)):
             valid_frames = len(chunk)
-            block = next(audio, np.zeros(0, dtype=np.int16))
+            block = next(blocks, np.zeros(0, dtype=np.int16))
             if valid_frames / fps < settings.min_clip_seconds - 1e-9:
                 break
             start_frame = k * clip_frames
@@ -180,11 +191,14 @@ def _clips_of_video(record: Mapping[str, Any], raw_root: Path, work_dir: Path,
                 "word_timings": words or None,
             }
             produced += 1
-            # A full clip is used as decoded; only a short last one is padded (a copy).
-            # At 720p a clip buffer is ~250 MB, so it is dropped before the next decode.
-            frames = chunk if valid_frames == clip_frames else pad_frames(chunk, clip_frames)
+            # Frames stay 4:2:0 plane views of the decoder's buffers (tasks.yuv_frames):
+            # only the few the detector looks at become RGB. A short last clip repeats
+            # its last frame. At 720p a clip buffer is ~125 MB, so it is dropped before
+            # the next decode.
+            frames = chunk + [chunk[-1]] * (clip_frames - valid_frames)
             del chunk
-            track = track_face(frames, detector, valid_frames=valid_frames, **track_opts)
+            track = track_face(RgbFrames(frames), detector, valid_frames=valid_frames,
+                               **track_opts)
             row.update(detection_rate=float(track.detection_rate),
                        mean_face_px=_finite(track.mean_face_px),
                        keypoint_jitter=_finite(track.keypoint_jitter))
@@ -195,8 +209,8 @@ def _clips_of_video(record: Mapping[str, Any], raw_root: Path, work_dir: Path,
                 continue
             wav = pad_samples(block[:clip_samples].astype(np.int16), clip_samples)
             arrays = {
-                "face": face_crops(frames, track.boxes, face_px, margin),
-                "mouth": mouth_crops(frames, track.keypoints, mouth_h, mouth_w),
+                "face": face_crops_yuv(frames, track.boxes, face_px, margin),
+                "mouth": mouth_crops_yuv(frames, track.keypoints, mouth_h, mouth_w),
                 "wav": wav,
                 "mel": mel_spectrogram(wav, settings.features.get("mel")),
                 "mfec": mfec_cube(wav, settings.features.get("mfec")),

@@ -194,3 +194,52 @@ def test_bad_options_are_config_errors():
         track_from_detections([[]], second_face="ignore")
     with pytest.raises(ConfigError, match="detect_every_frames"):
         track_face(indexed_frames(3), CountingDetector(lambda t: []), detect_every_frames=0)
+
+
+def test_a_lost_face_is_located_by_bisection_not_by_detecting_every_frame():
+    detector = CountingDetector(lambda t: [make_face(100, 100, 100)] if t < 37 else [])
+    track = track_face(indexed_frames(75), detector, detect_every_frames=25,
+                       refine_motion=0.05, smooth_window_frames=1, min_detection_rate=0.0)
+    assert sorted(detector.calls) == [0, 25, 31, 34, 35, 36, 37, 50, 74]
+    assert track.detected[36] and not track.detected[37]
+    assert track.attempted.sum() == 9
+
+
+def test_one_missed_strided_detection_is_refined_and_the_clip_kept():
+    detector = CountingDetector(lambda t: [] if t == 25 else [make_face(100, 100, 100)])
+    plain = track_face(indexed_frames(75), detector, detect_every_frames=25,
+                       smooth_window_frames=1)
+    assert plain.reject_reason == "detection rate 0.75 below 0.80"
+    detector.calls.clear()
+    refined = track_face(indexed_frames(75), detector, detect_every_frames=25,
+                         refine_motion=0.05, smooth_window_frames=1)
+    assert refined.kept and refined.detection_rate > 0.8
+    assert {24, 26} <= set(detector.calls)  # bisected down to the missed frame's neighbours
+
+
+def test_a_head_move_between_strided_detections_is_refined():
+    # The face jumps 60 px at frame 40: a 25-frame stride alone interpolates a slow slide.
+    def x(t: int) -> float:
+        return 100.0 if t < 40 else 160.0
+
+    detector = CountingDetector(lambda t: [make_face(x(t), 100, 100)])
+    truth = np.array([x(t) for t in range(75)])
+    plain = track_face(indexed_frames(75), detector, detect_every_frames=25,
+                       smooth_window_frames=1)
+    refined = track_face(indexed_frames(75), detector, detect_every_frames=25,
+                         refine_motion=0.05, smooth_window_frames=1)
+    plain_err = np.abs(plain.boxes[:, 0] - truth).mean()
+    refined_err = np.abs(refined.boxes[:, 0] - truth).mean()
+    assert refined_err < 0.1 * plain_err
+    assert refined.attempted.sum() <= 4 + 6  # anchors + about log2(25) bisections
+
+
+def test_refinement_leaves_still_and_faceless_clips_at_the_stride():
+    still = CountingDetector(lambda t: [make_face(100, 100, 100)])
+    track_face(indexed_frames(75), still, detect_every_frames=25, refine_motion=0.05)
+    assert still.calls == [0, 25, 50, 74]
+    empty = CountingDetector(lambda t: [])
+    track = track_face(indexed_frames(75), empty, detect_every_frames=25, refine_motion=0.05)
+    assert empty.calls == [0, 25, 50, 74] and track.reject_reason == NO_FACE
+    with pytest.raises(ConfigError, match="refine_motion"):
+        track_face(indexed_frames(3), empty, refine_motion=-1.0)
