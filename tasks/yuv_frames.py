@@ -81,10 +81,10 @@ class YuvFrame:
         """The window ``(x, y, width, height)``, snapped to even pixels (views, no copy).
 
         4:2:0 chroma covers 2x2 luma pixels, so a window must start and end on even
-        coordinates; the snap moves an edge by at most one pixel.
+        coordinates; each edge moves left or up to the nearest even pixel (at most one).
         """
         x0, y0 = x - x % 2, y - y % 2
-        x1, y1 = x0 + width - width % 2, y0 + height - height % 2
+        x1, y1 = x + width - (x + width) % 2, y + height - (y + height) % 2
         return YuvFrame(
             y=self.y[y0:y1, x0:x1],
             u=self.u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2],
@@ -102,13 +102,12 @@ def yuv_frame(frame: Any) -> YuvFrame:
     if frame.format.name != "yuv420p":
         frame = frame.reformat(format="yuv420p")
     height, width = frame.height - frame.height % 2, frame.width - frame.width % 2
+    sizes = ((height, width), (height // 2, width // 2), (height // 2, width // 2))
     planes = []
-    for index, (rows, cols) in enumerate(((height, width), (height // 2, width // 2),
-                                          (height // 2, width // 2))):
-        plane = frame.planes[index]
-        data = np.frombuffer(plane, dtype=np.uint8)
-        planes.append(data[: plane.height * plane.line_size]
-                      .reshape(plane.height, plane.line_size)[:rows, :cols])
+    for plane, (rows, cols) in zip(frame.planes, sizes, strict=True):
+        stride = plane.line_size
+        data = np.frombuffer(plane, dtype=np.uint8, count=rows * stride)
+        planes.append(data.reshape(rows, stride)[:, :cols])
     return YuvFrame(*planes)
 
 

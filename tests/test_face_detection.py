@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+
+import cv2
 import numpy as np
 import pytest
 
@@ -12,9 +15,12 @@ from tasks.face_detection import (
     NOSE_TIP,
     RIGHT_EYE,
     FaceDetector,
+    close_shared_detectors,
     detector_from_params,
     model_path,
+    shared_detector,
 )
+from tasks.opencv_threads import one_opencv_thread
 from tests.support.faces import face_detector, grid_frames, noise_frames  # noqa: F401
 
 
@@ -76,3 +82,65 @@ def test_closed_detector_refuses_frames():
     detector.close()  # idempotent
     with pytest.raises(RuntimeError, match="after close"):
         detector.detect(noise_frames(1, 32, 32)[0])
+
+
+# ------------------------------------------------------------------ per-thread shared detectors
+
+
+def test_shared_detector_is_cached_per_settings_and_per_thread():
+    settings = {"detector": "short_range", "min_face_score": 0.5}
+    first = shared_detector(settings)
+    assert isinstance(first, FaceDetector)
+    assert shared_detector(dict(settings)) is first
+    assert shared_detector({}) is first  # the defaults are these settings
+    other_score = shared_detector({"detector": "short_range", "min_face_score": 0.7})
+    other_model = shared_detector({"detector": "full_range", "min_face_score": 0.5})
+    assert other_score is not first and other_model is not first
+    assert other_score.min_score == 0.7 and other_model.detector_name == "full_range"
+    assert shared_detector({"min_face_score": 0.7}) is other_score
+
+    built: list[FaceDetector] = []
+    errors: list[BaseException] = []
+
+    def in_thread() -> None:
+        try:
+            detector = shared_detector(settings)
+            assert shared_detector(settings) is detector
+            assert detector.detect(np.zeros((64, 64, 3), np.uint8)) == []
+            built.append(detector)
+        except BaseException as exc:  # re-raised in the test's thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=in_thread)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive() and not errors, errors
+    assert len(built) == 1 and built[0] is not first
+    built[0].close()
+    assert shared_detector(settings) is first  # this thread's cache is untouched
+
+
+def test_closing_shared_detectors_makes_the_next_call_build_a_fresh_one():
+    settings = {"detector": "short_range", "min_face_score": 0.5}
+    old = shared_detector(settings)
+    close_shared_detectors()
+    with pytest.raises(RuntimeError, match="after close"):
+        old.detect(np.zeros((32, 32, 3), np.uint8))
+    fresh = shared_detector(settings)
+    assert fresh is not old
+    assert fresh.detect(np.zeros((32, 32, 3), np.uint8)) == []
+    assert shared_detector(settings) is fresh
+    close_shared_detectors()
+    close_shared_detectors()  # idempotent
+
+
+def test_one_opencv_thread_leaves_opencv_on_one_thread():
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(2)
+        one_opencv_thread()
+        assert cv2.getNumThreads() == 1
+        one_opencv_thread()  # idempotent
+        assert cv2.getNumThreads() == 1
+    finally:
+        cv2.setNumThreads(before)
