@@ -143,6 +143,10 @@ def face_squares(boxes: np.ndarray, margin: float) -> np.ndarray:
     """(T, 3) integer ``x, y, side`` of the square face window around each box.
 
     Side = the box's longer side grown by ``margin`` of it on each side, centred on it.
+    All three are even (rounded to the nearest even number, moving the window by at
+    most a pixel): the window then covers whole 2x2 cells of a 4:2:0 frame's chroma,
+    so :func:`tasks.yuv_crops.face_crops_yuv` can resize the chroma window exactly as
+    the luma one, and both crop paths cut the same window.
     """
     boxes = np.asarray(boxes, dtype=np.float64)
     if boxes.ndim != 2 or boxes.shape[1] != 4 or not np.isfinite(boxes).all():
@@ -152,9 +156,9 @@ def face_squares(boxes: np.ndarray, margin: float) -> np.ndarray:
     side = np.maximum(boxes[:, 2], boxes[:, 3]) * (1.0 + 2.0 * margin)
     cx = boxes[:, 0] + boxes[:, 2] / 2.0
     cy = boxes[:, 1] + boxes[:, 3] / 2.0
-    side_i = np.maximum(1, np.round(side)).astype(np.int64)
-    x0 = np.round(cx - side_i / 2.0).astype(np.int64)
-    y0 = np.round(cy - side_i / 2.0).astype(np.int64)
+    side_i = 2 * np.maximum(1, np.round(side / 2.0)).astype(np.int64)
+    x0 = 2 * np.round((cx - side_i / 2.0) / 2.0).astype(np.int64)
+    y0 = 2 * np.round((cy - side_i / 2.0) / 2.0).astype(np.int64)
     return np.stack([x0, y0, side_i], axis=1)
 
 

@@ -43,10 +43,10 @@ def face_crops_yuv(
 ) -> np.ndarray:
     """(T, size, size, 3) uint8 RGB face crops, as :func:`tasks.crops.face_crops` cuts them.
 
-    Same square windows (``face_squares``), black beyond the frame edge. Luma is shrunk
-    like the RGB path; chroma, at half resolution in the source, is warped straight to
-    the output size over the exact sub-pixel window; then one BT.601 matrix turns all T
-    crops into RGB at once.
+    Same square windows (``face_squares``, even-aligned), black beyond the frame edge.
+    Luma is shrunk like the RGB path; chroma, at half resolution in the source, is
+    resized bilinearly from the matching half-size window straight to the output size;
+    then one BT.601 matrix turns all T crops into RGB at once.
     """
     squares = face_squares(boxes, margin)
     if len(squares) != len(frames):
@@ -56,17 +56,12 @@ def face_crops_yuv(
     for t, frame in enumerate(frames):
         x0, y0, side = (int(v) for v in squares[t])
         planes[0, t] = _shrink(_window(frame.y, x0, y0, side, BLACK_Y), size_px)
-        # Output pixel j's centre is source luma x0 + (j + 0.5) * side / size, which is
-        # chroma pixel (that / 2 - 0.5): the map below, for warpAffine's inverse mode.
-        scale = side / size_px / 2
-        matrix = np.array([[scale, 0.0, x0 / 2 + 0.5 * scale - 0.5],
-                           [0.0, scale, y0 / 2 + 0.5 * scale - 0.5]])
+        # face_squares are even, so the chroma window is exactly half the luma one and
+        # resizing it maps each output pixel to the same source point as the luma.
         for channel, plane in ((1, frame.u), (2, frame.v)):
-            cv2.warpAffine(
-                plane, matrix, (size_px, size_px), dst=planes[channel, t],
-                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                borderMode=cv2.BORDER_CONSTANT, borderValue=NEUTRAL_UV,
-            )
+            cv2.resize(_window(plane, x0 // 2, y0 // 2, side // 2, NEUTRAL_UV),
+                       (size_px, size_px), dst=planes[channel, t],
+                       interpolation=cv2.INTER_LINEAR)
     tall = cv2.merge([plane.reshape(count * size_px, size_px) for plane in planes])
     return cv2.transform(tall, BT601_LIMITED_TO_RGB).reshape(count, size_px, size_px, 3)
 
