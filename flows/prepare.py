@@ -46,7 +46,7 @@ def git_revision(root: Path) -> str:
       task_run_name="preprocess-{record[speaker]}-{record[utterance_id]}")
 def preprocess_video_task(record: dict[str, Any], raw_root: Path, work_dir: Path,
                           settings: VideoSettings) -> list[dict[str, Any]]:
-    """Clips of one video (rows; kept rows point at their .npz in ``work_dir``)."""
+    """Clips of one video (rows; kept rows point at their clip file in ``work_dir``)."""
     return preprocess_video(record, raw_root, work_dir, settings)
 
 
@@ -56,7 +56,7 @@ def write_speaker_store(speaker: str, rows: Sequence[Mapping[str, Any]], store: 
                         progress: bool | None) -> Path:
     """Order the rows, pack kept clips into the store, then write the manifest beside it."""
     ordered = order_rows(rows)
-    kept = [Path(r["npz_path"]) for r in ordered if r["kept"]]
+    kept = [Path(r["clip_path"]) for r in ordered if r["kept"]]
     write_store(kept, store, attrs=attrs,
                 clips_per_shard=int(store_params.get("clips_per_shard", 64)),
                 compressor_level=int(store_params.get("compressor_level", 3)),
@@ -64,7 +64,7 @@ def write_speaker_store(speaker: str, rows: Sequence[Mapping[str, Any]], store: 
                 frames_per_chunk=int(store_params.get("frames_per_chunk",
                                                       DEFAULT_FRAMES_PER_CHUNK)),
                 progress=progress)
-    write_clip_manifest([{k: v for k, v in r.items() if k != "npz_path"} for r in ordered],
+    write_clip_manifest([{k: v for k, v in r.items() if k != "clip_path"} for r in ordered],
                         manifest_path_for(store))
     return store
 
@@ -92,9 +92,9 @@ def preprocess_videos(records: Sequence[Mapping[str, Any]], raw_root: Path, work
 @flow(name="preprocess", log_prints=True)
 def preprocess_flow(raw_manifest: Path, raw_root: Path, work_dir: Path, settings: VideoSettings,
                     progress: bool | None = None) -> list[dict[str, Any]]:
-    """Preprocess every video of a raw manifest into per-clip ``.npz`` files in ``work_dir``.
+    """Preprocess every video of a raw manifest into per-clip ``.npy`` records in ``work_dir``.
 
-    Returns clip-manifest rows (kept rows carry ``npz_path``). ``prepare`` runs the same
+    Returns clip-manifest rows (kept rows carry ``clip_path``). ``prepare`` runs the same
     steps and then packs the clips into a store; this flow stops before that, for
     inspecting clips or feeding another packer.
     """

@@ -3,7 +3,7 @@
 This is the per-video unit of work that the ``prepare`` flow fans out (one Prefect task
 per video, never per frame). It streams: frames are decoded and buffered one clip
 (T frames) at a time, so memory is bounded by one clip whatever the video's length.
-Each kept clip is written as one ``.npz`` in a work folder (docs/contracts.md section 2)
+Each kept clip is written as one ``.npy`` record in a work folder (docs/contracts.md section 2)
 and described by a clip-manifest row (section 3); a rejected clip or file gets a row
 with its reason instead. Bad input never raises out of :func:`preprocess_video`.
 """
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from tasks.atomic import atomic_path
 from tasks.audio_features import mel_spectrogram, mfec_cube
+from tasks.clip_files import CLIP_SUFFIX, save_clip
 from tasks.clips import frames_per_clip, pad_samples, samples_per_clip
 from tasks.crops import mouth_crop_size
 from tasks.errors import ConfigError, LipflowError
@@ -136,7 +136,7 @@ def preprocess_video(record: Mapping[str, Any], raw_root: Path, work_dir: Path,
                      settings: VideoSettings) -> list[dict[str, Any]]:
     """Cut one raw-manifest video into clips; return their clip-manifest rows.
 
-    Kept rows carry ``npz_path`` (the clip's arrays in ``work_dir``); ``store_index`` is
+    Kept rows carry ``clip_path`` (the clip's arrays in ``work_dir``); ``store_index`` is
     assigned later, when the store is written. Media problems become one rejected row.
     """
     one_opencv_thread()
@@ -218,11 +218,12 @@ def _clips_of_video(record: Mapping[str, Any], raw_root: Path, work_dir: Path,
                 "valid_samples": np.int64(row["valid_samples"]),
             }
             del frames
-            npz = work_dir / f"{record['speaker']}__{record['utterance_id']}__{start_frame}.npz"
-            save_clip(npz, arrays)
+            clip_file = work_dir / (f"{record['speaker']}__{record['utterance_id']}__"
+                                    f"{start_frame}{CLIP_SUFFIX}")
+            save_clip(clip_file, arrays)
             del arrays
             yield {**row, "kept": True, "reject_reason": None, "store_index": -1,
-                   "npz_path": str(npz)}
+                   "clip_path": str(clip_file)}
     if produced == 0:
         yield rejected_file_row(
             record, fps, f"{video}: shorter than {settings.min_clip_seconds:g} s of video"
@@ -231,14 +232,6 @@ def _clips_of_video(record: Mapping[str, Any], raw_root: Path, work_dir: Path,
 
 def _finite(value: float) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
-
-
-def save_clip(path: Path, arrays: Mapping[str, np.ndarray]) -> Path:
-    """Write one clip's arrays as an uncompressed ``.npz`` through a temp file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, tmp.open("wb") as handle:
-        np.savez(handle, **arrays)
-    return path
 
 
 def order_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Feature stores: per-clip ``.npz`` files packed into one sharded Zarr v3 group per speaker.
+"""Feature stores: per-clip records packed into one sharded Zarr v3 group per speaker.
 
 Layout (``docs/contracts.md`` section 4): arrays ``face``, ``mouth``, ``wav``, ``mel``,
 ``mfec``, ``valid_frames``, ``valid_samples``, all with first axis N (kept clips). A
@@ -53,8 +53,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import zipfile
-import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -68,6 +66,7 @@ from tqdm import tqdm
 from zarr.codecs import BloscCodec, ZstdCodec
 
 from tasks.atomic import atomic_path
+from tasks.clip_files import CLIP_READ_ERRORS, ClipFile
 from tasks.clip_manifest import CLIP_SCHEMA, read_clip_manifest, write_clip_manifest
 from tasks.errors import LipflowError
 
@@ -110,7 +109,6 @@ ARRAY_DTYPES: dict[str, np.dtype] = {
 _EXACT_DTYPES = ("face", "mouth", "wav")
 _SCALARS = ("valid_frames", "valid_samples")
 _VIDEO = ("face", "mouth")
-_NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError)
 
 
 class StoreError(LipflowError):
@@ -123,21 +121,23 @@ def manifest_path_for(store: Path) -> Path:
     return store.with_name(store.stem + ".parquet")
 
 
-def _open_npz(path: Path) -> Any:
+def _open_clip(path: Path) -> ClipFile:
     try:
-        return np.load(path, allow_pickle=False)
+        return ClipFile(path)
     except FileNotFoundError as err:
         raise StoreError(f"per-clip file {path} does not exist") from err
-    except _NPZ_ERRORS as err:
-        raise StoreError(f"per-clip file {path} is not a readable .npz: {err}") from err
+    except CLIP_READ_ERRORS as err:
+        raise StoreError(
+            f"per-clip file {path} is not a readable clip record (.npy) or .npz: {err}"
+        ) from err
 
 
-def _read_key(npz: Any, key: str, path: Path) -> np.ndarray:
-    if key not in npz.files:
-        raise StoreError(f"per-clip file {path} has no '{key}' array (has {sorted(npz.files)})")
+def _read_key(clip: ClipFile, key: str, path: Path) -> np.ndarray:
+    if key not in clip.files:
+        raise StoreError(f"per-clip file {path} has no '{key}' array (has {sorted(clip.files)})")
     try:
-        return np.asarray(npz[key])
-    except _NPZ_ERRORS as err:
+        return np.asarray(clip[key])
+    except CLIP_READ_ERRORS as err:
         raise StoreError(f"per-clip file {path}: '{key}' cannot be read: {err}") from err
 
 
@@ -159,9 +159,8 @@ def _checked(value: np.ndarray, key: str, shape: tuple[int, ...], path: Path) ->
 
 
 def _shapes_from_first_clip(path: Path) -> dict[str, tuple[int, ...]]:
-    npz = _open_npz(path)
-    with npz:
-        return {key: _read_key(npz, key, path).shape for key in ARRAY_DTYPES}
+    with _open_clip(path) as clip:
+        return {key: _read_key(clip, key, path).shape for key in ARRAY_DTYPES}
 
 
 def _shapes_from_params(attrs: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
@@ -225,7 +224,7 @@ def _show_progress(progress: bool | None) -> bool:
 
 
 def write_store(
-    clip_npz_paths: Sequence[Path],
+    clip_paths: Sequence[Path],
     out: Path,
     *,
     attrs: Mapping[str, Any],
@@ -235,11 +234,11 @@ def write_store(
     frames_per_chunk: int = DEFAULT_FRAMES_PER_CHUNK,
     progress: bool | None = None,
 ) -> Path:
-    """Pack per-clip ``.npz`` files (contract section 2) into a sharded Zarr store at ``out``.
+    """Pack per-clip files (contract section 2) into a sharded Zarr store at ``out``.
 
-    Clip ``i`` of the store is ``clip_npz_paths[i]``; the caller writes the matching clip
+    Clip ``i`` of the store is ``clip_paths[i]``; the caller writes the matching clip
     manifest (:func:`write_clip_manifest`) in the same order. Per-clip shapes come from the
-    first clip; a clip that differs, lacks a key, or is not a readable ``.npz`` raises
+    first clip; a clip that differs, lacks a key, or is not a readable clip file raises
     :class:`StoreError` naming the file, and ``out`` is left as it was. An empty list
     gives a valid store with zero-length arrays (shapes from ``attrs['params']``).
     ``codec`` is ``lz4`` (Blosc, fast to read), ``zstd`` (smaller) or ``none``, with
@@ -248,7 +247,7 @@ def write_store(
     window decodes only the chunks it overlaps (0: one chunk per clip). ``progress=None``
     shows a bar only when stderr is a terminal.
     """
-    paths = [Path(p) for p in clip_npz_paths]
+    paths = [Path(p) for p in clip_paths]
     out = Path(out)
     if clips_per_shard < 1:
         raise StoreError(f"clips_per_shard must be >= 1, got {clips_per_shard}")
@@ -326,15 +325,15 @@ def _write_shard(
     handles = []
     try:
         for path in batch:
-            handles.append(_open_npz(path))
+            handles.append(_open_clip(path))
         for key, array in arrays.items():
             block = np.empty((len(batch), *shapes[key]), dtype=ARRAY_DTYPES[key])
-            for j, (path, npz) in enumerate(zip(batch, handles, strict=True)):
-                block[j] = _checked(_read_key(npz, key, path), key, shapes[key], path)
+            for j, (path, clip) in enumerate(zip(batch, handles, strict=True)):
+                block[j] = _checked(_read_key(clip, key, path), key, shapes[key], path)
             array[start : start + len(batch)] = block
     finally:
-        for npz in handles:
-            npz.close()
+        for clip in handles:
+            clip.close()
 
 
 def read_store(path: Path) -> zarr.Group:

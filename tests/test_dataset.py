@@ -11,13 +11,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from models.dataset import ClipWindowDataset, DatasetError
+from tasks.clip_files import load_clip
 from tasks.stores import manifest_path_for
 from tests.support.clips import build_store
 
 
 def _clip(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path) as npz:
-        return dict(npz)
+    return load_clip(path)
 
 
 def test_whole_clips_give_240_mel_and_edge_padded_mfec(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
+from tasks.clip_files import ClipFile, load_clip, save_clip
 from tasks.clip_manifest import CLIP_SCHEMA, write_clip_manifest
 from tasks.manifests import ManifestError
 from tasks.stores import (
@@ -56,7 +57,7 @@ def test_layout_read_back_with_plain_zarr_and_pandas(tmp_path: Path) -> None:
         assert isinstance(codec, BloscCodec) and codec.cname.value == "lz4", key
         assert codec.clevel == 3, key
     for i, path in enumerate(paths):
-        with np.load(path) as clip:
+        with ClipFile(path) as clip:
             for key in expected_shapes:
                 np.testing.assert_array_equal(group[key][i], clip[key], err_msg=f"{key}[{i}]")
 
@@ -73,7 +74,7 @@ def test_layout_read_back_with_plain_zarr_and_pandas(tmp_path: Path) -> None:
     assert (manifest.loc[~manifest["kept"], "store_index"] == -1).all()
     assert manifest.loc[~manifest["kept"], "reject_reason"].notna().all()
     for _, row in kept.iterrows():
-        with np.load(paths[row["store_index"]]) as clip:
+        with ClipFile(paths[row["store_index"]]) as clip:
             assert row["valid_frames"] == int(clip["valid_frames"])
             assert group["valid_frames"][row["store_index"]] == row["valid_frames"]
 
@@ -101,9 +102,9 @@ def test_interrupted_write_leaves_previous_store_intact(tmp_path: Path) -> None:
     store = write_store(paths, tmp_path / "s1.zarr", attrs=store_attrs(), clips_per_shard=4)
     before = _files(store)
 
-    corrupt = tmp_path / "clips" / "clip_006.npz"
+    corrupt = tmp_path / "clips" / "clip_006.npy"
     corrupt.write_bytes(corrupt.read_bytes()[:5000])  # truncated: shard 1 fails mid-way
-    with pytest.raises(StoreError, match="clip_006.npz"):
+    with pytest.raises(StoreError, match="clip_006.npy"):
         write_store(paths, store, attrs={**store_attrs(), "speaker": "new"}, clips_per_shard=4)
 
     assert _files(store) == before
@@ -113,11 +114,10 @@ def test_interrupted_write_leaves_previous_store_intact(tmp_path: Path) -> None:
 def test_mismatched_missing_or_mistyped_clips_are_named(tmp_path: Path) -> None:
     paths = write_fake_clips(tmp_path / "clips", 3)
     odd = write_fake_clips(tmp_path / "odd", 1, face_px=10)[0]
-    with pytest.raises(StoreError, match=r"odd/clip_000\.npz.*'face' has shape"):
+    with pytest.raises(StoreError, match=r"odd/clip_000\.npy.*'face' has shape"):
         write_store([*paths, odd], tmp_path / "x.zarr", attrs=store_attrs())
 
-    with np.load(paths[0]) as clip:
-        arrays = dict(clip)
+    arrays = load_clip(paths[0])
     np.savez(tmp_path / "nomel.npz", **{k: v for k, v in arrays.items() if k != "mel"})
     with pytest.raises(StoreError, match=r"nomel\.npz has no 'mel'"):
         write_store([paths[0], tmp_path / "nomel.npz"], tmp_path / "x.zarr", attrs={})
@@ -192,7 +192,7 @@ def test_codecs_read_back_with_plain_zarr_and_clip_reader(
     for key in ("face", "mouth", "wav", "mel", "mfec"):
         reader = ClipReader(store / key)
         for i, path in enumerate(paths):
-            with np.load(path) as clip:
+            with ClipFile(path) as clip:
                 whole = clip[key]
             np.testing.assert_array_equal(group[key][i], whole, err_msg=f"zarr {key}[{i}]")
             for first, stop in _windows(whole.shape[0]):
@@ -261,3 +261,35 @@ def test_clip_reader_reads_any_clip_sharded_array_like_zarr(tmp_path: Path) -> N
         for first, stop in [(0, None), (2, 9), (8, 11), (3, 4)]:
             np.testing.assert_array_equal(reader.read(i, first, stop), values[i, first:stop])
     reader.close()
+
+
+def test_clip_records_round_trip_and_npz_clips_are_accepted(tmp_path: Path) -> None:
+    records = write_fake_clips(tmp_path / "npy", 3)
+    archives = write_fake_clips(tmp_path / "npz", 3, suffix=".npz")
+    loaded = load_clip(records[1])
+    with np.load(archives[1]) as archive:
+        assert set(loaded) == set(archive.files)
+        for name in archive.files:
+            assert loaded[name].dtype == archive[name].dtype
+            assert np.array_equal(loaded[name], archive[name])
+    # A record is a plain .npy: numpy reads it without lipflow.
+    assert np.load(records[1])["face"].shape == loaded["face"].shape
+    one = write_store(records, tmp_path / "a.zarr", attrs=store_attrs())
+    other = write_store(archives, tmp_path / "b.zarr", attrs=store_attrs())
+    for name in ("face", "mouth", "wav", "mel", "mfec", "valid_frames"):
+        assert np.array_equal(zarr.open_group(one)[name][:], zarr.open_group(other)[name][:])
+
+
+def test_a_plain_array_or_a_text_file_is_not_a_clip(tmp_path: Path) -> None:
+    paths = write_fake_clips(tmp_path / "clips", 1)
+    np.save(tmp_path / "plain.npy", np.zeros((3, 4)))
+    with pytest.raises(StoreError, match=r"plain\.npy is not a readable clip record"):
+        write_store([paths[0], tmp_path / "plain.npy"], tmp_path / "x.zarr", attrs={})
+    (tmp_path / "notes.npy").write_text("not numpy at all")
+    with pytest.raises(StoreError, match=r"notes\.npy is not a readable clip record"):
+        write_store([paths[0], tmp_path / "notes.npy"], tmp_path / "x.zarr", attrs={})
+    save_clip(tmp_path / "nowav.npy", {k: v for k, v in load_clip(paths[0]).items()
+                                        if k != "wav"})
+    with pytest.raises(StoreError, match=r"nowav\.npy has no 'wav'"):
+        write_store([paths[0], tmp_path / "nowav.npy"], tmp_path / "x.zarr", attrs={})
+    assert not (tmp_path / "x.zarr").exists()

@@ -1,4 +1,4 @@
-"""Fake per-clip ``.npz`` files (docs/contracts.md section 2) and stores built from them.
+"""Fake per-clip files (docs/contracts.md section 2) and stores built from them.
 
 Content is random but seeded, so tests are repeatable; face and mouth frames are tiny
 (a few pixels) to keep stores small, while the audio-side shapes are the contract's own
@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from tasks.clip_files import ClipFile, save_clip
 from tasks.stores import manifest_path_for, write_clip_manifest, write_store
 
 SAMPLE_RATE_HZ = 16000
@@ -53,13 +54,22 @@ def fake_clip(
     }
 
 
-def write_fake_clips(folder: Path, count: int, *, seed: int = 0, **kwargs: Any) -> list[Path]:
-    """Write ``count`` fake clips as ``folder/clip_000.npz``... and return their paths."""
+def write_fake_clips(folder: Path, count: int, *, seed: int = 0, suffix: str = ".npy",
+                     **kwargs: Any) -> list[Path]:
+    """Write ``count`` fake clips as ``folder/clip_000.npy``... and return their paths.
+
+    ``.npy`` files are written as preprocessing writes them (``save_clip``); ``.npz``
+    as plain ``np.savez`` archives, which stores accept too.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(count):
-        path = folder / f"clip_{i:03d}.npz"
-        np.savez(path, **fake_clip(seed * 1000 + i, **kwargs))
+        path = folder / f"clip_{i:03d}{suffix}"
+        arrays = fake_clip(seed * 1000 + i, **kwargs)
+        if suffix == ".npz":
+            np.savez(path, **arrays)
+        else:
+            save_clip(path, arrays)
         paths.append(path)
     return paths
 
@@ -75,7 +85,7 @@ def clip_rows(
     """Clip-manifest rows for ``paths`` (kept, in store order) plus ``rejected`` rejects."""
     rows = []
     for i, path in enumerate(paths):
-        with np.load(path) as npz:
+        with ClipFile(path) as npz:
             valid_frames = int(npz["valid_frames"])
             valid_samples = int(npz["valid_samples"])
         rows.append(
