@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
 
 SAMPLE_GRID = ROOT / "data" / "samples" / "grid"
 BLAS_NOTE = ("BLAS/OpenMP threads: 1 (OPENBLAS_NUM_THREADS=1 and threadpoolctl), OpenCV threads: 1 "
-             "(as lipflow's per-video work sets it), same for all")
+             "(as lipflow's per-video work sets them), same for all")
 
 
 def blas_threads() -> str:
@@ -46,16 +46,19 @@ def blas_threads() -> str:
 def one_blas_thread() -> Iterator[None]:
     """Limit BLAS to one thread (the env vars cover libraries not loaded yet), and OpenCV.
 
-    lipflow's per-video work keeps OpenCV on one thread (tasks/opencv_threads.py); the
-    setting is process-wide, so it is made here, before any way is measured, for all.
+    lipflow's per-video work runs OpenCV and BLAS on one thread (tasks/native_threads.py);
+    the baselines get the same here, so every way is measured under the same threading.
     """
+    import cv2
     from threadpoolctl import threadpool_limits
 
-    from tasks.opencv_threads import one_opencv_thread
-
-    one_opencv_thread()
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+    finally:
+        cv2.setNumThreads(previous)
 
 
 def cpu_seconds() -> float:

@@ -32,10 +32,11 @@ for long videos.
 packets are skipped and a demuxer error ends the stream early (logged as a warning). Files
 that cannot be opened at all raise :class:`tasks.errors.MediaError` naming the file.
 
-Audio goes through PyAV's ``AudioResampler`` (libswresample, the same code ``ffmpeg -ac 1
--ar 16000`` runs) rather than an ffmpeg subprocess: it saves a process start per read, can
-seek per clip window, and knows each decoded frame's timestamp, which is what the
-alignment above needs.
+Audio is decoded with PyAV, averaged to mono and resampled with libsoxr (``soxr``, high
+quality, streamed) rather than by an ffmpeg subprocess: it saves a process start per read,
+can seek per clip window, and knows each decoded frame's timestamp, which is what the
+alignment above needs. :func:`clip_streams` reads video and audio in one pass over the
+file, for preprocessing.
 """
 
 from __future__ import annotations
@@ -178,11 +179,11 @@ def _eps_s(stream: Any) -> float:
     return max(0.5 * tb, MIN_EPS_S)
 
 
-def _decode(container: Any, stream: Any, path: str | os.PathLike[str]) -> Iterator[Any]:
-    """Decoded frames of one stream; corrupt packets skipped, a demux error ends it."""
+def _decode(packets: Iterable[Any], path: str | os.PathLike[str]) -> Iterator[Any]:
+    """Decoded frames from one stream's packets; corrupt packets skipped, a demux error ends it."""
     bad_packets = 0
     try:
-        for packet in container.demux(stream):
+        for packet in packets:
             try:
                 frames = packet.decode()
             except av.error.FFmpegError:
@@ -193,6 +194,48 @@ def _decode(container: Any, stream: Any, path: str | os.PathLike[str]) -> Iterat
         log.warning("%s: stream ends early, demuxer error: %s", path, err)
     if bad_packets:
         log.warning("%s: skipped %d undecodable packets", path, bad_packets)
+
+
+class _PacketRouter:
+    """One demuxing pass over a container, shared by a reader per stream.
+
+    Each reader pulls its own stream's packets; packets of the other streams read on the
+    way are queued for their readers. Containers interleave streams by time (and the
+    demuxers of non-interleaved mp4/avi read them back in time order), so a queue holds
+    about as much as the readers are apart: a clip's worth here. Saves a second open
+    and demux of the file against a container per stream.
+    """
+
+    #: Queued packets that mean the readers have drifted far apart (a broken file).
+    MAX_QUEUED = 100_000
+
+    def __init__(self, container: Any, streams: Sequence[Any],
+                 path: str | os.PathLike[str]) -> None:
+        self._path = path
+        self._demux = container.demux(*streams)
+        self._queues: dict[int, deque[Any]] = {s.index: deque() for s in streams}
+
+    def packets(self, stream: Any) -> Iterator[Any]:
+        """This stream's packets in order (the demuxer's end-of-stream packet included)."""
+        own = self._queues[stream.index]
+        while True:
+            if own:
+                yield own.popleft()
+                continue
+            packet = next(self._demux, None)
+            if packet is None:
+                return
+            if packet.stream.index == stream.index:
+                yield packet
+                continue
+            queue = self._queues.get(packet.stream.index)
+            if queue is not None:
+                if len(queue) >= self.MAX_QUEUED:
+                    raise MediaError(
+                        f"{self._path}: its streams are too far apart in the file (over "
+                        f"{self.MAX_QUEUED} packets) to read them in one pass"
+                    )
+                queue.append(packet)
 
 
 # --------------------------------------------------------------------------- probing
@@ -243,7 +286,7 @@ def count_frames(path: str | os.PathLike[str]) -> int:
     with _open(path) as container:
         v = _video_stream(container, path)
         v.thread_type = "AUTO"
-        return sum(1 for _ in _decode(container, v, path))
+        return sum(1 for _ in _decode(container.demux(v), path))
 
 
 # --------------------------------------------------------------------------- video
@@ -319,12 +362,12 @@ def resample_by_time(
 
 
 def _timed_video_frames(
-    container: Any, v: Any, path: str | os.PathLike[str], zero_s: float
+    packets: Iterable[Any], v: Any, path: str | os.PathLike[str], zero_s: float
 ) -> Iterator[tuple[float, float | None, Any]]:
     tb = float(v.time_base)
     default = 1.0 / float(v.average_rate) if v.average_rate else None
     last: float | None = None
-    for frame in _decode(container, v, path):
+    for frame in _decode(packets, path):
         if frame.pts is not None:
             t = frame.pts * tb - zero_s
         elif last is not None and default is not None:
@@ -390,44 +433,61 @@ def iter_frames(
         raise ValueError(f"fps must be positive, got {fps}")
     if pixels not in PIXEL_LAYOUTS:
         raise ValueError(f"pixels must be one of {sorted(PIXEL_LAYOUTS)}, not {pixels!r}")
-    convert = PIXEL_LAYOUTS[pixels]
     with _open(path) as container:
         v = _video_stream(container, path)
-        v.thread_type = "AUTO"
-        zero_s = _stream_start_s(v, container)
-        eps = _eps_s(v)
-        default_frame_s = 1.0 / float(v.average_rate) if v.average_rate else None
+        yield from _frames(container, v, container.demux(v), path, fps, start_s=start_s,
+                           end_s=end_s, crop=crop, pixels=pixels)
 
-        timed = _timed_video_frames(container, v, path, zero_s)
-        if start_s > SEEK_THRESHOLD_S:
-            target = zero_s + start_s - SEEK_MARGIN_S
-            container.seek(int(target / float(v.time_base)), stream=v, backward=True)
-            first = next(timed, None)
-            if first is not None and first[0] > start_s + eps:  # seek overshot
-                timed.close()
-                container.seek(0, backward=True)
-                timed = _timed_video_frames(container, v, path, zero_s)
-            elif first is not None:
-                timed = _chain_first(first, timed)
 
-        cached_frame: Any = None
-        cached_image: np.ndarray | YuvFrame | None = None
-        for n, t, source_t, frame in resample_by_time(
-            timed, fps, start_s=start_s, end_s=end_s, eps_s=eps, default_frame_s=default_frame_s
-        ):
-            if frame is not cached_frame:
-                image = convert(frame)
-                if crop is not None:
-                    if cached_frame is None:  # checked on the decoded size, not the header's
-                        _check_crop(crop, image.shape[1], image.shape[0], path)
-                    x, y, w, h = crop
-                    if isinstance(image, YuvFrame):
-                        image = image.crop(x, y, w, h)
-                    else:
-                        image = np.ascontiguousarray(image[y : y + h, x : x + w])
-                cached_frame, cached_image = frame, image
-            assert cached_image is not None
-            yield VideoFrame(index=n, time_s=t, source_time_s=source_t, image=cached_image)
+def _frames(
+    container: Any,
+    v: Any,
+    packets: Iterable[Any],
+    path: str | os.PathLike[str],
+    fps: float,
+    *,
+    start_s: float = 0.0,
+    end_s: float | None = None,
+    crop: Crop | None = None,
+    pixels: str = "rgb",
+) -> Iterator[VideoFrame]:
+    """:func:`iter_frames` on an open container, from the given packets of stream ``v``."""
+    convert = PIXEL_LAYOUTS[pixels]
+    v.thread_type = "AUTO"
+    zero_s = _stream_start_s(v, container)
+    eps = _eps_s(v)
+    default_frame_s = 1.0 / float(v.average_rate) if v.average_rate else None
+
+    timed = _timed_video_frames(packets, v, path, zero_s)
+    if start_s > SEEK_THRESHOLD_S:
+        target = zero_s + start_s - SEEK_MARGIN_S
+        container.seek(int(target / float(v.time_base)), stream=v, backward=True)
+        first = next(timed, None)
+        if first is not None and first[0] > start_s + eps:  # seek overshot
+            timed.close()
+            container.seek(0, backward=True)
+            timed = _timed_video_frames(container.demux(v), v, path, zero_s)
+        elif first is not None:
+            timed = _chain_first(first, timed)
+
+    cached_frame: Any = None
+    cached_image: np.ndarray | YuvFrame | None = None
+    for n, t, source_t, frame in resample_by_time(
+        timed, fps, start_s=start_s, end_s=end_s, eps_s=eps, default_frame_s=default_frame_s
+    ):
+        if frame is not cached_frame:
+            image = convert(frame)
+            if crop is not None:
+                if cached_frame is None:  # checked on the decoded size, not the header's
+                    _check_crop(crop, image.shape[1], image.shape[0], path)
+                x, y, w, h = crop
+                if isinstance(image, YuvFrame):
+                    image = image.crop(x, y, w, h)
+                else:
+                    image = np.ascontiguousarray(image[y : y + h, x : x + w])
+            cached_frame, cached_image = frame, image
+        assert cached_image is not None
+        yield VideoFrame(index=n, time_s=t, source_time_s=source_t, image=cached_image)
 
 
 def _chain_first(first: T, rest: Iterator[T]) -> Iterator[T]:
@@ -494,6 +554,7 @@ def _to_int16(samples: np.ndarray) -> np.ndarray:
 def _resampled_chunks(
     container: Any,
     a: Any,
+    packets: Iterable[Any],
     path: str | os.PathLike[str],
     zero_s: float,
     sample_rate_hz: int,
@@ -532,7 +593,7 @@ def _resampled_chunks(
         if len(out):
             yield from emit(_to_int16(out))
 
-    for frame in _decode(container, a, path):
+    for frame in _decode(packets, path):
         if pos is None:
             t_rel = (frame.time if frame.pts is not None else audio_start_s) - zero_s
             if seeked and t_rel > start_sample / sample_rate_hz + 1e-3:
@@ -584,13 +645,15 @@ def _iter_audio_chunks(
             container.seek(int(target / float(a.time_base)), stream=a, backward=True)
             try:
                 yield from _resampled_chunks(
-                    container, a, path, zero_s, sample_rate_hz, start_sample, seeked=True
+                    container, a, container.demux(a), path, zero_s, sample_rate_hz,
+                    start_sample, seeked=True,
                 )
                 return
             except _SeekOvershoot:  # raised before anything was yielded
                 container.seek(0, backward=True)
         yield from _resampled_chunks(
-            container, a, path, zero_s, sample_rate_hz, start_sample, seeked=False
+            container, a, container.demux(a), path, zero_s, sample_rate_hz, start_sample,
+            seeked=False,
         )
 
 
@@ -649,17 +712,62 @@ def iter_audio_blocks(
     if block_samples <= 0:
         raise ValueError(f"block_samples must be positive, got {block_samples}")
     start_sample = round(start_s * sample_rate_hz)
+    with contextlib.closing(_iter_audio_chunks(path, sample_rate_hz, start_sample)) as it:
+        yield from _blocks(it, block_samples)
+
+
+def _blocks(chunks: Iterable[np.ndarray], block_samples: int) -> Iterator[np.ndarray]:
+    """Regroup consecutive sample chunks into blocks of ``block_samples`` (last shorter)."""
     pending: list[np.ndarray] = []
     have = 0
-    with contextlib.closing(_iter_audio_chunks(path, sample_rate_hz, start_sample)) as it:
-        for chunk in it:
-            while len(chunk):
-                take = min(block_samples - have, len(chunk))
-                pending.append(chunk[:take])
-                have += take
-                chunk = chunk[take:]
-                if have == block_samples:
-                    yield np.concatenate(pending)
-                    pending, have = [], 0
+    for chunk in chunks:
+        while len(chunk):
+            take = min(block_samples - have, len(chunk))
+            pending.append(chunk[:take])
+            have += take
+            chunk = chunk[take:]
+            if have == block_samples:
+                yield np.concatenate(pending)
+                pending, have = [], 0
     if have:
         yield np.concatenate(pending)
+
+
+@contextlib.contextmanager
+def clip_streams(
+    path: str | os.PathLike[str],
+    fps: float,
+    block_samples: int,
+    sample_rate_hz: int = 16000,
+    *,
+    crop: Crop | None = None,
+    pixels: str = "rgb",
+) -> Iterator[tuple[Iterator[VideoFrame], Iterator[np.ndarray]]]:
+    """``(frames, audio blocks)`` of ``path`` from one open file and one demuxing pass.
+
+    ``frames`` is :func:`iter_frames` (``fps``, ``crop``, ``pixels``) and ``audio blocks``
+    is :func:`iter_audio_blocks` (``block_samples`` at ``sample_rate_hz``), both from the
+    start, on the same clock, pulled in any order: what preprocessing reads clip by clip,
+    for one container open and one demux instead of one per stream. Opening raises
+    MediaError for a file that is not media or lacks a video or an audio stream.
+    """
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    if pixels not in PIXEL_LAYOUTS:
+        raise ValueError(f"pixels must be one of {sorted(PIXEL_LAYOUTS)}, not {pixels!r}")
+    if block_samples <= 0 or sample_rate_hz <= 0:
+        raise ValueError("block_samples and sample_rate_hz must be positive")
+    with _open(path) as container:
+        v = _video_stream(container, path)
+        a = _audio_stream(container, path)
+        router = _PacketRouter(container, (v, a), path)
+        zero_s = _stream_start_s(v, container)
+        frames = _frames(container, v, router.packets(v), path, fps, crop=crop, pixels=pixels)
+        chunks = _resampled_chunks(container, a, router.packets(a), path, zero_s,
+                                   sample_rate_hz, 0, seeked=False)
+        blocks = _blocks(chunks, block_samples)
+        try:
+            yield frames, blocks
+        finally:
+            frames.close()
+            blocks.close()

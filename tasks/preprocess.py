@@ -10,8 +10,6 @@ with its reason instead. Bad input never raises out of :func:`preprocess_video`.
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,8 +25,8 @@ from tasks.crops import mouth_crop_size
 from tasks.errors import ConfigError, LipflowError
 from tasks.face_detection import shared_detector
 from tasks.face_tracking import track_face, tracking_options
-from tasks.media import iter_audio_blocks, iter_frames, probe
-from tasks.opencv_threads import one_opencv_thread
+from tasks.media import clip_streams, probe
+from tasks.native_threads import one_native_thread
 from tasks.yuv_crops import face_crops_yuv, mouth_crops_yuv
 from tasks.yuv_frames import RgbFrames
 
@@ -139,11 +137,11 @@ def preprocess_video(record: Mapping[str, Any], raw_root: Path, work_dir: Path,
     Kept rows carry ``clip_path`` (the clip's arrays in ``work_dir``); ``store_index`` is
     assigned later, when the store is written. Media problems become one rejected row.
     """
-    one_opencv_thread()
-    try:
-        return list(_clips_of_video(record, Path(raw_root), Path(work_dir), settings))
-    except LipflowError as err:
-        return [rejected_file_row(record, settings.fps, str(err))]
+    with one_native_thread():
+        try:
+            return list(_clips_of_video(record, Path(raw_root), Path(work_dir), settings))
+        except LipflowError as err:
+            return [rejected_file_row(record, settings.fps, str(err))]
 
 
 def _clips_of_video(record: Mapping[str, Any], raw_root: Path, work_dir: Path,
@@ -164,14 +162,12 @@ def _clips_of_video(record: Mapping[str, Any], raw_root: Path, work_dir: Path,
     transcript_words = record.get("word_timings")
     produced = 0
 
-    audio = iter_audio_blocks(video, clip_samples, sr)
-    # The first block opens the file: one that is not media, or has no audio or video
-    # stream, fails here with a MediaError (a rejected-file row), before any decoding.
-    first_block = next(audio, None)
-    blocks = itertools.chain([] if first_block is None else [first_block], audio)
     detector = shared_detector(dict(pre))
-    frames_in = iter_frames(video, fps, crop=crop, pixels="yuv")
-    with contextlib.closing(audio), contextlib.closing(frames_in):
+    # One open and one demux pass for both streams; a file that is not media, or has no
+    # video or audio stream, fails here with a MediaError (a rejected-file row).
+    with clip_streams(video, fps, clip_samples, sr, crop=crop, pixels="yuv") as (
+        frames_in, blocks
+    ):
         for k, chunk in enumerate(frame_chunks(frames_in, clip_frames)):
             valid_frames = len(chunk)
             block = next(blocks, np.zeros(0, dtype=np.int16))

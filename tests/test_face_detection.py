@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 
-import cv2
 import numpy as np
 import pytest
 
@@ -20,7 +19,6 @@ from tasks.face_detection import (
     model_path,
     shared_detector,
 )
-from tasks.opencv_threads import one_opencv_thread
 from tests.support.faces import face_detector, grid_frames, noise_frames  # noqa: F401
 
 
@@ -132,15 +130,3 @@ def test_closing_shared_detectors_makes_the_next_call_build_a_fresh_one():
     assert shared_detector(settings) is fresh
     close_shared_detectors()
     close_shared_detectors()  # idempotent
-
-
-def test_one_opencv_thread_leaves_opencv_on_one_thread():
-    before = cv2.getNumThreads()
-    try:
-        cv2.setNumThreads(2)
-        one_opencv_thread()
-        assert cv2.getNumThreads() == 1
-        one_opencv_thread()  # idempotent
-        assert cv2.getNumThreads() == 1
-    finally:
-        cv2.setNumThreads(before)

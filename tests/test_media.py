@@ -14,6 +14,7 @@ import pytest
 from tasks import media
 from tasks.errors import MediaError
 from tasks.media import (
+    clip_streams,
     count_frames,
     frame_rgb,
     iter_audio_blocks,
@@ -261,6 +262,7 @@ def _all_readers(path: Path) -> list:
         lambda: count_frames(path),
         lambda: next(iter_frames(path, 25)),
         lambda: read_audio(path),
+        lambda: clip_streams(path, 25, 48000).__enter__(),
     ]
 
 
@@ -312,6 +314,8 @@ def test_no_audio_stream(media_dir: Path) -> None:
     with pytest.raises(MediaError, match="has no audio stream") as caught:
         read_audio(path)
     assert str(path) in str(caught.value)
+    with pytest.raises(MediaError, match="has no audio stream"), clip_streams(path, 30, 1000):
+        pass
 
 
 def test_truncated_grid_decodes_what_it_can(grid_files: list[Path], media_dir: Path) -> None:
@@ -499,3 +503,63 @@ def test_resampled_tone_does_not_depend_on_batching(
         monkeypatch.setattr(media, "RESAMPLE_BATCH_SAMPLES", batch)
         # measured: identical (0 difference) for batches of 1, 1000, 16384 and 10**9
         assert np.abs(read_audio(tone_mkv, SR).astype(np.int32) - default).max() <= 1
+
+
+# ------------------------------------------------------------------ one pass for both streams
+
+
+def _separately(path: Path, fps: float, block: int, pixels: str = "rgb") -> tuple[list, list]:
+    frames = [(f.index, f.time_s, f.source_time_s, f.image) for f in
+              iter_frames(path, fps, pixels=pixels)]
+    return frames, list(iter_audio_blocks(path, block))
+
+
+def _same_frames(one: list, other: list) -> bool:
+    def pixels(image):
+        return image.i420() if hasattr(image, "i420") else image
+
+    return len(one) == len(other) and all(
+        a[:3] == b[:3] and np.array_equal(pixels(a[3]), pixels(b[3]))
+        for a, b in zip(one, other, strict=True)
+    )
+
+
+@pytest.mark.parametrize("audio_first", [False, True])
+def test_clip_streams_read_what_the_separate_readers_read(
+    grid_files: list[Path], ntsc_mp4: Path, audio_first: bool
+) -> None:
+    for path, fps, pixels in ((grid_files[0], 25, "yuv"), (ntsc_mp4, 25, "rgb")):
+        frames_ref, blocks_ref = _separately(path, fps, 16000, pixels)
+        with clip_streams(path, fps, 16000, pixels=pixels) as (frames, blocks):
+            if audio_first:  # every video packet is queued while the audio is read
+                got_blocks = list(blocks)
+                got_frames = [(f.index, f.time_s, f.source_time_s, f.image) for f in frames]
+            else:
+                got_frames = [(f.index, f.time_s, f.source_time_s, f.image) for f in frames]
+                got_blocks = list(blocks)
+        assert _same_frames(got_frames, frames_ref)
+        assert len(got_blocks) == len(blocks_ref)
+        assert all(np.array_equal(a, b) for a, b in zip(got_blocks, blocks_ref, strict=True))
+
+
+def test_clip_streams_interleaved_clip_by_clip(ntsc_mp4: Path) -> None:
+    frames_ref, blocks_ref = _separately(ntsc_mp4, 30, 8000)
+    got_frames, got_blocks = [], []
+    with clip_streams(ntsc_mp4, 30, 8000) as (frames, blocks):
+        for frame in frames:
+            got_frames.append((frame.index, frame.time_s, frame.source_time_s, frame.image))
+            if frame.index % 15 == 14:  # a block (0.5 s) after every 15 frames (0.5 s)
+                got_blocks.append(next(blocks))
+        got_blocks += list(blocks)
+    assert _same_frames(got_frames, frames_ref)
+    assert all(np.array_equal(a, b) for a, b in zip(got_blocks, blocks_ref, strict=True))
+
+
+def test_clip_streams_refuse_streams_too_far_apart(
+    ntsc_mp4: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(media._PacketRouter, "MAX_QUEUED", 5)
+    with clip_streams(ntsc_mp4, 30, 8000) as (frames, blocks):
+        with pytest.raises(MediaError, match="too far apart") as caught:
+            list(blocks)  # reading all audio first queues the video packets
+    assert str(ntsc_mp4) in str(caught.value)
