@@ -30,17 +30,28 @@ CLIP_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.erro
 
 
 def save_clip(path: Path, arrays: Mapping[str, np.ndarray]) -> Path:
-    """Write ``arrays`` as one structured ``.npy`` record at ``path``, via a temp file."""
-    values = {name: np.asarray(value) for name, value in arrays.items()}
+    """Write ``arrays`` as one structured ``.npy`` record at ``path``, via a temp file.
+
+    A packed structured record is its fields' bytes one after another, so the file is
+    the ``.npy`` header followed by each array's own buffer: nothing is copied first.
+    """
+    values = {name: _packed(value) for name, value in arrays.items()}
     dtype = np.dtype([(name, value.dtype, value.shape) for name, value in values.items()])
-    record = np.empty((), dtype=dtype)
-    for name, value in values.items():
-        record[name] = value
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+              "shape": ()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, tmp.open("wb") as handle:
-        np.save(handle, record, allow_pickle=False)
+        np.lib.format.write_array_header_1_0(handle, header)
+        for value in values.values():
+            handle.write(value.tobytes() if value.ndim == 0 else value.data)
     return path
+
+
+def _packed(value: Any) -> np.ndarray:
+    """``value`` as a C-contiguous array of its own shape (0-d stays 0-d)."""
+    array = np.asarray(value)
+    return array if array.flags.c_contiguous else array.copy(order="C")
 
 
 class ClipFile:

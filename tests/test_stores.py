@@ -293,3 +293,20 @@ def test_a_plain_array_or_a_text_file_is_not_a_clip(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match=r"nowav\.npy has no 'wav'"):
         write_store([paths[0], tmp_path / "nowav.npy"], tmp_path / "x.zarr", attrs={})
     assert not (tmp_path / "x.zarr").exists()
+
+
+def test_save_clip_keeps_shapes_dtypes_and_values_of_strided_and_scalar_arrays(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(3)
+    arrays = {
+        "face": rng.integers(0, 255, (5, 8, 8, 3), dtype=np.uint8),
+        "mouth": rng.integers(0, 255, (5, 8, 16), dtype=np.uint8)[:, :, ::2],  # strided
+        "mel": rng.random((80, 20), dtype=np.float32).T,  # Fortran-ordered view
+        "valid_frames": np.int64(4),  # 0-d
+    }
+    back = load_clip(save_clip(tmp_path / "c.npy", arrays))
+    for name, value in arrays.items():
+        assert back[name].shape == np.shape(value) and back[name].dtype == value.dtype
+        assert np.array_equal(back[name], value)
+    assert [p.name for p in tmp_path.iterdir()] == ["c.npy"]  # the temp file is gone
