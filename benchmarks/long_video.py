@@ -9,7 +9,7 @@ faststart), cached under ``.cache/benchmarks/`` (gitignored) so a second run ski
 Each video is then preprocessed by ``tasks.preprocess.preprocess_video`` with a 30 fps
 Lip2Wav speaker's settings (``--speaker chem`` by default: full frame, full-range
 detector) in a fresh subprocess, so each run's peak RSS (``ru_maxrss`` read at the end
-of the child) is its own. The clips' ``.npz`` files (disk, not memory: ~3.5 MB per clip)
+of the child) is its own. The clips' ``.npy`` files (disk, not memory: ~3.5 MB per clip)
 go to a temp folder that is deleted after each run.
 
 Printed per length: peak RSS, RSS after imports (the floor every run pays), realtime

@@ -1,6 +1,6 @@
 """Preprocessing speed on GRID: lipflow vs the decode-only floor and a Lip2Wav-style baseline.
 
-    .venv/bin/python benchmarks/preprocess.py [--repeats 5] [--quick] [--profile N]
+    .venv/bin/python benchmarks/preprocess.py [--repeats 9] [--quick] [--profile N]
 
 Three ways through the same videos, interleaved in each round so a noisy, shared machine
 slows them alike; figures are medians over rounds, all measured in this one run:
@@ -185,7 +185,7 @@ def run(repeats: int, quick: bool, profile_top: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="timed rounds (median taken)")
+    parser.add_argument("--repeats", type=int, default=9, help="timed rounds (median taken)")
     parser.add_argument("--quick", action="store_true",
                         help="one video, one round, no warm-up: a smoke run, not a measurement")
     parser.add_argument("--profile", type=int, default=0, metavar="N",

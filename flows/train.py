@@ -40,7 +40,7 @@ def _loaders(params: Mapping[str, Any], model: str, parts: tuple[str, ...]) -> t
     """DataLoaders over the active split's stores, one per part, and the stores' fps."""
     import torch
 
-    from models.dataset import ClipWindowDataset
+    from models.dataset import ClipWindowDataset, loader_start_method
     from models.splits import part_filter, split_config, split_stores
 
     train_params = params["train"]
@@ -62,7 +62,9 @@ def _loaders(params: Mapping[str, Any], model: str, parts: tuple[str, ...]) -> t
         generator = torch.Generator().manual_seed(seed)
         loaders.append(torch.utils.data.DataLoader(
             dataset, batch_size=int(_size_preset(train_params, model).get("batch_size", 2)),
-            shuffle=(part == "train"), num_workers=workers, generator=generator))
+            shuffle=(part == "train"), num_workers=workers, generator=generator,
+            multiprocessing_context=loader_start_method() if workers else None,
+            persistent_workers=bool(workers)))
     return loaders, float(fps)
 
 

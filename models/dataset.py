@@ -54,6 +54,21 @@ DEFAULT_HOP_SAMPLES = 200
 DEFAULT_MFEC_STRIDE_SECONDS = 0.02
 
 
+def loader_start_method() -> str | None:
+    """How DataLoader workers should start: ``forkserver`` where the platform has it.
+
+    Why not fork (Linux's default): workers forked from a process that has run a Prefect
+    flow exit with code 1 when they finish (Prefect 3.8 leaves state behind that does
+    not survive a fork), which fails the loader. A fork server is a clean process started
+    once, so workers never inherit the flow's state; the dataset opens its stores lazily
+    per worker, so nothing else changes. None (the platform default, spawn on macOS and
+    Windows) where there is no fork server.
+    """
+    import multiprocessing
+
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else None
+
+
 class DatasetError(LipflowError):
     """The dataset's stores, manifests or arguments do not fit together."""
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from models.dataset import ClipWindowDataset, DatasetError
+from models.dataset import ClipWindowDataset, DatasetError, loader_start_method
 from tasks.clip_files import load_clip
 from tasks.stores import manifest_path_for
 from tests.support.clips import build_store
@@ -106,6 +106,23 @@ def test_dataloader_with_two_workers(tmp_path: Path) -> None:
         assert batch["wav"].shape[1:] == (16000,)
         seen += zip(batch["store_index"].tolist(), batch["start_frame"].tolist(), strict=True)
     assert seen == [(c, s) for c in range(6) for s in (0, 20, 40)]
+
+
+def test_loader_workers_work_after_a_prefect_flow_ran(tmp_path: Path, prefect_harness) -> None:
+    """Training runs inside a flow: its loader workers must not inherit the flow's state."""
+    from prefect import flow
+
+    @flow
+    def tiny() -> int:
+        return 1
+
+    assert tiny() == 1
+    store, _ = build_store(tmp_path, 3, valid_frames=70)
+    data = ClipWindowDataset([store], modality="face", window_frames=25, stride_frames=25)
+    loader = DataLoader(data, batch_size=2, num_workers=2,
+                        multiprocessing_context=loader_start_method())
+    seen = sorted(i for batch in loader for i in batch["store_index"].tolist())
+    assert seen == sorted([c for c in range(3) for _ in range(2)])
 
 
 def test_bad_arguments_and_mismatched_manifest(tmp_path: Path) -> None:
