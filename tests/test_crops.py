@@ -208,3 +208,33 @@ def test_shrink_enlarges_a_patch_smaller_than_the_output():
     assert np.array_equal(out, cv2.resize(small, (96, 96), interpolation=cv2.INTER_LINEAR))
     same = np.ascontiguousarray(frame[100:196, 100:196])
     assert np.array_equal(_shrink(same, 96), same)  # already the output size: unchanged
+
+
+def test_pipeline_contact_sheet_is_centred_on_the_mouth(tmp_path):
+    """What `prepare` stores, not a re-run of the crop functions: writes
+    artifacts/contact_sheet_mouth_pipeline.png (a row per sample clip, every 10th frame)
+    from the clip files preprocess_video writes with params.yaml's GRID settings."""
+    from flows.settings import speaker_settings
+    from tasks.clip_files import load_clip
+    from tasks.config import load_params
+    from tasks.preprocess import preprocess_video
+
+    settings, _ = speaker_settings(load_params(), "grid", "s1")
+    sample = grid_videos()[0].parents[1]
+    sequences = []
+    for video in grid_videos():
+        record = {"corpus": "grid", "speaker": video.parent.name, "utterance_id": video.stem,
+                  "language": "en", "split": None,
+                  "video_path": str(video.relative_to(sample)), "word_timings": None}
+        rows = preprocess_video(record, sample, tmp_path, settings)
+        assert [row["kept"] for row in rows] == [True], rows
+        mouths = load_clip(rows[0]["clip_path"])["mouth"]
+        sequences.append(mouths)
+        profile = mouths[:, 20:76, 30:66].astype(np.float64).mean(axis=(0, 2))
+        darkest_row = 20 + int(np.argmin(uniform_filter1d(profile, 5)))
+        assert abs(darkest_row - 47.5) <= 8, f"{video.name}: lips at row {darkest_row}"
+    sheet = contact_sheet(sequences, every=10)
+    ok, png = cv2.imencode(".png", sheet)
+    assert ok
+    write_bytes_atomic(ARTIFACTS / "contact_sheet_mouth_pipeline.png", png.tobytes())
+    assert (ARTIFACTS / "contact_sheet_mouth_pipeline.png").stat().st_size > 10_000
