@@ -4,8 +4,10 @@ For each stride k the face track (detection on every k-th frame and the last, li
 interpolation between, the moving-average smoothing of params.yaml) is compared with
 the every-frame track (smoothed the same way): the mean absolute deviation of the box
 corners and of the mouth-centre keypoint, as % of the face size (box side), and the
-detection time per frame of video. ``preprocess.detect_every_frames`` should be the
-largest k whose mean box deviation stays under 2 %.
+detection time per frame of video, for each ``refine_motion`` asked for (the refinement
+detects between two strided detections that disagree). ``preprocess.detect_every_frames``
+must keep the mean box deviation under 2 %; the script prints the largest k that does,
+and the default is chosen below it with margin (docs/params.md).
 
 Run: ``.venv/bin/python benchmarks/detect_stride.py [--strides 1 5 10 25]
 [--refine-motion none 0.1] [VIDEO ...]``

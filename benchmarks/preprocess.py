@@ -8,8 +8,8 @@ slows them alike; figures are medians over rounds, all measured in this one run:
 - **decode-only** (the floor): every video frame decoded with PyAV, as
   ``tasks.media.count_frames`` does (no RGB conversion), plus every audio frame decoded.
 - **lipflow**: ``tasks.preprocess.preprocess_video`` with GRID's settings from params.yaml
-  (resample, face tracking with detection every ``detect_every_frames`` frames, face and
-  mouth crops, 16 kHz audio, mel + MFEC, one uncompressed ``.npz`` per clip).
+  (resample, face tracking with detection every ``detect_every_frames`` frames plus its
+  refinement, face and mouth crops, 16 kHz audio, mel + MFEC, one ``.npy`` record per clip).
 - **Lip2Wav-style baseline**: the same decoding and MediaPipe detector, but detection on
   every frame (Lip2Wav ran a face detector on every frame), each face crop written as a
   JPEG file (``cv2.imwrite``, a folder per clip) and the audio extracted by an ffmpeg

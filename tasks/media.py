@@ -407,6 +407,13 @@ PIXEL_LAYOUTS: dict[str, Callable[[Any], np.ndarray | YuvFrame]] = {
 }
 
 
+def _check_frame_args(fps: float, pixels: str) -> None:
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    if pixels not in PIXEL_LAYOUTS:
+        raise ValueError(f"pixels must be one of {sorted(PIXEL_LAYOUTS)}, not {pixels!r}")
+
+
 def iter_frames(
     path: str | os.PathLike[str],
     fps: float,
@@ -426,13 +433,10 @@ def iter_frames(
     :class:`~tasks.yuv_frames.YuvFrame` plane views instead, not converted at all (a
     crop is then snapped to even pixels); the preprocessing path uses that. A generator:
     frames are decoded and dropped as it goes, so memory does not grow with the video's
-    length. A start beyond a few seconds is
-    reached by seeking (falling back to decoding from the start when the seek overshoots).
+    length. A start beyond a few seconds is reached by seeking (falling back to decoding
+    from the start when the seek overshoots).
     """
-    if fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
-    if pixels not in PIXEL_LAYOUTS:
-        raise ValueError(f"pixels must be one of {sorted(PIXEL_LAYOUTS)}, not {pixels!r}")
+    _check_frame_args(fps, pixels)
     with _open(path) as container:
         v = _video_stream(container, path)
         yield from _frames(container, v, container.demux(v), path, fps, start_s=start_s,
@@ -751,10 +755,7 @@ def clip_streams(
     for one container open and one demux instead of one per stream. Opening raises
     MediaError for a file that is not media or lacks a video or an audio stream.
     """
-    if fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
-    if pixels not in PIXEL_LAYOUTS:
-        raise ValueError(f"pixels must be one of {sorted(PIXEL_LAYOUTS)}, not {pixels!r}")
+    _check_frame_args(fps, pixels)
     if block_samples <= 0 or sample_rate_hz <= 0:
         raise ValueError("block_samples and sample_rate_hz must be positive")
     with _open(path) as container:
