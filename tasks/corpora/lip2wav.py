@@ -26,11 +26,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from tasks.corpora.youtube import SpeakerDownload, download_speaker_videos
 from tasks.errors import ConfigError
 from tasks.video_lists import LIP2WAV_SPEAKERS, check_lip2wav_speaker, lip2wav_video_ids
-from tasks.youtube_download import WATCH_URL_TEMPLATE
 
 CORPUS = "lip2wav"
 LANGUAGE = "en"
@@ -66,24 +66,18 @@ def download_lip2wav_speaker(
     *,
     split: str = "test",
     limit: int | None = None,
-    url_template: str = WATCH_URL_TEMPLATE,
-    max_height_px: int = 720,
-    cookies: Path | None = None,
-    rate_limit: int | str | None = None,
-    sleep_s: float | None = None,
-    retries: int = 3,
-    backoff_s: float = 5.0,
-    progress: bool | None = None,
+    **download_options: Any,
 ) -> SpeakerDownload:
-    """Download one speaker's videos of ``split`` (first ``limit``); manifest + summary."""
+    """Download one speaker's videos of ``split`` (first ``limit``); manifest + summary.
+
+    ``download_options`` as in :func:`tasks.youtube_download.download_videos`.
+    """
     items = lip2wav_video_ids(check_lip2wav_speaker(speaker), split, limit)
     splits = lip2wav_split_of(speaker)
     return download_speaker_videos(
         items, speaker, LANGUAGE, root, corpus=CORPUS, split_of=splits.get,
-        url_template=url_template, max_height_px=max_height_px, cookies=cookies,
-        rate_limit=rate_limit, sleep_s=sleep_s, retries=retries, backoff_s=backoff_s,
-        progress=progress,
-    )  # fmt: skip
+        **download_options,
+    )
 
 
 def download_lip2wav(
@@ -92,14 +86,7 @@ def download_lip2wav(
     *,
     split: str = "test",
     limit: int | None = None,
-    url_template: str = WATCH_URL_TEMPLATE,
-    max_height_px: int = 720,
-    cookies: Path | None = None,
-    rate_limit: int | str | None = None,
-    sleep_s: float | None = None,
-    retries: int = 3,
-    backoff_s: float = 5.0,
-    progress: bool | None = None,
+    **download_options: Any,
 ) -> list[Path]:
     """Download Lip2Wav ``speakers`` into ``root``; return their raw manifests, in order.
 
@@ -113,9 +100,7 @@ def download_lip2wav(
         lip2wav_video_ids(speaker, split, limit)
     return [
         download_lip2wav_speaker(
-            speaker, root, split=split, limit=limit, url_template=url_template,
-            max_height_px=max_height_px, cookies=cookies, rate_limit=rate_limit,
-            sleep_s=sleep_s, retries=retries, backoff_s=backoff_s, progress=progress,
+            speaker, root, split=split, limit=limit, **download_options
         ).manifest
         for speaker in chosen
-    ]  # fmt: skip
+    ]

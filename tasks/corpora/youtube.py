@@ -31,7 +31,6 @@ from tasks.errors import ConfigError
 from tasks.manifests import write_raw_manifest
 from tasks.video_lists import read_user_list
 from tasks.youtube_download import (
-    WATCH_URL_TEMPLATE,
     DownloadSummary,
     VideoResult,
     download_videos,
@@ -124,14 +123,7 @@ def download_speaker_videos(
     *,
     corpus: str,
     split_of: Callable[[str], str | None] | None = None,
-    url_template: str = WATCH_URL_TEMPLATE,
-    max_height_px: int = 720,
-    cookies: Path | None = None,
-    rate_limit: int | str | None = None,
-    sleep_s: float | None = None,
-    retries: int = 3,
-    backoff_s: float = 5.0,
-    progress: bool | None = None,
+    **download_options: Any,
 ) -> SpeakerDownload:
     """Download ``(video_id, split)`` items for one speaker and write its manifest.
 
@@ -139,18 +131,16 @@ def download_speaker_videos(
     earlier runs (found in the downloader's done-manifest), so the manifest always
     describes the whole ``ROOT/<speaker>`` folder; ``split_of(video_id)`` gives the split
     of such earlier videos (None when unknown). Failed videos are not rows; they are in
-    the summary and in ``ROOT/manifests/<speaker>.failures.json``.
+    the summary and in ``ROOT/manifests/<speaker>.failures.json``. ``download_options``
+    (URL template, height, cookies, rate limit, sleep, retries, progress) are those of
+    :func:`tasks.youtube_download.download_videos`, which checks them.
     """
     check_name(speaker, "speaker")
     check_name(corpus, "corpus")
     check_language(language)
     root = Path(root).absolute()
     out_dir = root / speaker
-    summary = download_videos(
-        items, out_dir, url_template=url_template, max_height_px=max_height_px,
-        cookies=cookies, rate_limit=rate_limit, sleep_s=sleep_s, retries=retries,
-        backoff_s=backoff_s, progress=progress,
-    )  # fmt: skip
+    summary = download_videos(items, out_dir, **download_options)
     rows: dict[str, dict[str, Any]] = {}
     for r in summary.present:
         assert r.path is not None and r.sha256 is not None
@@ -196,15 +186,7 @@ def download_youtube(
     language: str,
     root: Path,
     corpus: str = "youtube",
-    *,
-    url_template: str = WATCH_URL_TEMPLATE,
-    max_height_px: int = 720,
-    cookies: Path | None = None,
-    rate_limit: int | str | None = None,
-    sleep_s: float | None = None,
-    retries: int = 3,
-    backoff_s: float = 5.0,
-    progress: bool | None = None,
+    **download_options: Any,
 ) -> Path:
     """Download the videos named in ``list_file`` as ``speaker``; return the raw manifest.
 
@@ -213,7 +195,5 @@ def download_youtube(
     :func:`tasks.youtube_download.download_videos`.
     """
     return download_youtube_speaker(
-        list_file, speaker, language, root, corpus, url_template=url_template,
-        max_height_px=max_height_px, cookies=cookies, rate_limit=rate_limit,
-        sleep_s=sleep_s, retries=retries, backoff_s=backoff_s, progress=progress,
-    ).manifest  # fmt: skip
+        list_file, speaker, language, root, corpus, **download_options
+    ).manifest
