@@ -44,21 +44,15 @@ def blas_threads() -> str:
 
 @contextmanager
 def one_blas_thread() -> Iterator[None]:
-    """Limit BLAS to one thread (the env vars cover libraries not loaded yet), and OpenCV.
+    """Limit BLAS and OpenCV to one thread (the env vars cover libraries not loaded yet).
 
-    lipflow's per-video work runs OpenCV and BLAS on one thread (tasks/native_threads.py);
-    the baselines get the same here, so every way is measured under the same threading.
+    lipflow's per-video work runs inside ``tasks.native_threads.one_native_thread``; the
+    same context around every way measured puts the baselines under the same threading.
     """
-    import cv2
-    from threadpoolctl import threadpool_limits
+    from tasks.native_threads import one_native_thread
 
-    previous = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
-        with threadpool_limits(limits=1, user_api="blas"):
-            yield
-    finally:
-        cv2.setNumThreads(previous)
+    with one_native_thread():
+        yield
 
 
 def cpu_seconds() -> float:
