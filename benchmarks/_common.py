@@ -46,10 +46,11 @@ def blas_threads() -> str:
 def one_blas_thread() -> Iterator[None]:
     """Limit BLAS and OpenCV to one thread (the env vars cover libraries not loaded yet).
 
-    lipflow's per-video work runs inside ``tasks.native_threads.one_native_thread``; the
+    lipflow's per-video work runs inside ``lipflow.tasks.common.native_threads.one_native_thread``;
+    the
     same context around every way measured puts the baselines under the same threading.
     """
-    from tasks.native_threads import one_native_thread
+    from lipflow.tasks.common.native_threads import one_native_thread
 
     with one_native_thread():
         yield
@@ -108,7 +109,7 @@ def sample_videos(root: Path = SAMPLE_GRID) -> list[Path]:
 
 def grid_record(video: Path, root: Path = SAMPLE_GRID) -> dict[str, Any]:
     """A raw-manifest row (the fields preprocess_video reads) for a GRID sample video."""
-    from tasks.corpora.grid import parse_alignment
+    from lipflow.tasks.corpora.grid import parse_alignment
 
     align = root / "alignments" / video.parent.name / f"{video.stem}.align"
     words = ([{"word": w, "start_s": s, "end_s": e} for w, s, e in parse_alignment(align)]

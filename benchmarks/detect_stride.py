@@ -25,10 +25,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tasks.config import load_params  # noqa: E402
-from tasks.face_detection import MOUTH_CENTRE, detector_from_params  # noqa: E402
-from tasks.face_tracking import FaceTrack, track_face, tracking_options  # noqa: E402
-from tasks.media import iter_frames, probe  # noqa: E402
+from lipflow.tasks.faces.detection import MOUTH_CENTRE, detector_from_params  # noqa: E402
+from lipflow.tasks.faces.tracking import FaceTrack, track_face, tracking_options  # noqa: E402
+from lipflow.tasks.media.reading import iter_frames, probe  # noqa: E402
+from lipflow.tasks.settings.project import load_params  # noqa: E402
 
 LIMIT_PCT = 2.0
 

@@ -34,7 +34,7 @@ import scipy.signal
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tasks.audio_features import MelParams, mel_spectrogram, mfec_cube  # noqa: E402
+from lipflow.tasks.features.audio import MelParams, mel_spectrogram, mfec_cube  # noqa: E402
 from tests.support.audio_features import SAMPLE_GRID, grid_clip  # noqa: E402
 
 

@@ -6,7 +6,7 @@ Makes talking-head videos of each length by looping the GRID fixture clip
 ``data/samples/grid/s1/bbaf2n.mpg`` with the bundled ffmpeg (``-stream_loop``; scaled to
 the height keeping its aspect and padded to 16:9, 30 fps, libx264 ultrafast, AAC,
 faststart), cached under ``.cache/benchmarks/`` (gitignored) so a second run skips it.
-Each video is then preprocessed by ``tasks.preprocess.preprocess_video`` with a 30 fps
+Each video is then preprocessed by ``lipflow.tasks.prepare.video.preprocess_video`` with a 30 fps
 Lip2Wav speaker's settings (``--speaker chem`` by default: full frame, full-range
 detector) in a fresh subprocess, so each run's peak RSS (``ru_maxrss`` read at the end
 of the child) is its own. The clips' ``.npy`` files (disk, not memory: ~3.5 MB per clip)
@@ -36,8 +36,8 @@ from typing import Any
 
 import _common as common  # first: pins BLAS/OpenMP threads before numpy loads
 
-from tasks.atomic import atomic_path
-from tasks.ffmpeg import ffmpeg_exe
+from lipflow.tasks.common.atomic import atomic_path
+from lipflow.tasks.common.executables import ffmpeg_exe
 
 FIXTURE = common.SAMPLE_GRID / "s1" / "bbaf2n.mpg"
 FIXTURE_SECONDS = 3.0
@@ -82,9 +82,9 @@ def make_video(minutes: float, height: int, cache_dir: Path) -> Path:
 def child(video: Path, work_dir: Path, speaker: str) -> None:
     """Preprocess one video in this (fresh) process and print one JSON result line."""
     with common.one_blas_thread():
-        from flows.settings import speaker_settings
-        from tasks.config import load_params
-        from tasks.preprocess import preprocess_video
+        from lipflow.tasks.prepare.settings import speaker_settings
+        from lipflow.tasks.prepare.video import preprocess_video
+        from lipflow.tasks.settings.project import load_params
 
         settings, _ = speaker_settings(load_params(), "lip2wav", speaker)
         # Imports are the floor every worker pays, not part of the run. mediapipe's

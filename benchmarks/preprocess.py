@@ -6,8 +6,10 @@ Three ways through the same videos, interleaved in each round so a noisy, shared
 slows them alike; figures are medians over rounds, all measured in this one run:
 
 - **decode-only** (the floor): every video frame decoded with PyAV, as
-  ``tasks.media.count_frames`` does (no RGB conversion), plus every audio frame decoded.
-- **lipflow**: ``tasks.preprocess.preprocess_video`` with GRID's settings from params.yaml
+  ``lipflow.tasks.media.reading.count_frames`` does (no RGB conversion), plus every audio frame
+  decoded.
+- **lipflow**: ``lipflow.tasks.prepare.video.preprocess_video`` with GRID's settings from
+params.yaml
   (resample, face tracking with detection every ``detect_every_frames`` frames plus its
   refinement, face and mouth crops, 16 kHz audio, mel + MFEC, one ``.npy`` record per clip).
 - **Lip2Wav-style baseline**: the same decoding and MediaPipe detector, but detection on
@@ -44,15 +46,15 @@ import _common as common  # first: pins BLAS/OpenMP threads before numpy loads
 import av
 import cv2
 
-from flows.settings import speaker_settings
-from tasks.clips import frames_per_clip
-from tasks.config import load_params
-from tasks.crops import face_crops
-from tasks.face_detection import detector_from_params
-from tasks.face_tracking import track_face, tracking_options
-from tasks.ffmpeg import ffmpeg_exe
-from tasks.media import count_frames, iter_frames, probe
-from tasks.preprocess import VideoSettings, frame_chunks, preprocess_video
+from lipflow.tasks.common.executables import ffmpeg_exe
+from lipflow.tasks.faces.crops import face_crops
+from lipflow.tasks.faces.detection import detector_from_params
+from lipflow.tasks.faces.tracking import track_face, tracking_options
+from lipflow.tasks.media.reading import count_frames, iter_frames, probe
+from lipflow.tasks.prepare.settings import speaker_settings
+from lipflow.tasks.prepare.video import VideoSettings, frame_chunks, preprocess_video
+from lipflow.tasks.prepare.windows import frames_per_clip
+from lipflow.tasks.settings.project import load_params
 
 GOAL_REALTIME_PER_CORE = 15.0
 GOAL_FLOOR_RATIO = 3.0

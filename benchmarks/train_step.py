@@ -31,8 +31,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models import gabor, training  # noqa: E402
-from tasks.config import load_params  # noqa: E402
+from lipflow.models import training  # noqa: E402
+from lipflow.models.nets import gabor  # noqa: E402
+from lipflow.tasks.settings.project import load_params  # noqa: E402
 
 FRAMES = 75
 MEL_FRAMES = 240

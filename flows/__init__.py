@@ -1,9 +1,6 @@
-"""Prefect flows and the ``lipflow`` CLI: thin composition over ``tasks/`` and ``models/``.
+"""Prefect flows and the ``lipflow`` CLI: thin composition over ``lipflow.tasks`` and
+``lipflow.models``.
 
-Importing this package sets lipflow's environment defaults (project-local
-``PREFECT_HOME``, telemetry off) before any Prefect import can read them.
+Importing this package changes nothing in the process; entry points call
+:func:`lipflow.tasks.common.process.configure_process` before Prefect is imported.
 """
-
-from tasks.environment import apply_defaults
-
-apply_defaults()

@@ -2,7 +2,7 @@
 
 :func:`publish_speaker_table` turns clip manifests into one table artifact: per speaker,
 clips kept, clips rejected (by reason), minutes of kept video and mean detection rate.
-The numbers come from :func:`tasks.report.speaker_summary`, the same function the HTML
+The numbers come from :func:`lipflow.tasks.ops.report.speaker_summary`, the same function the HTML
 report uses, so the UI and the report never disagree.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 def speaker_rows(manifests: Sequence[Path]) -> list[dict[str, Any]]:
     """Table rows (plain JSON values) for the clip manifests at ``manifests``."""
-    from tasks.report import load_clips, speaker_summary
+    from lipflow.tasks.ops.report import load_clips, speaker_summary
 
     summary = speaker_summary(load_clips(list(manifests)))
     rows = []

@@ -1,6 +1,7 @@
 """The ``lipflow`` command line: parses arguments and calls a flow. No logic lives here.
 
-Every user-facing error (:class:`tasks.errors.LipflowError`) becomes one line on stderr
+Every user-facing error (:class:`lipflow.tasks.common.errors.LipflowError`) becomes one line on
+stderr
 and exit code 2, never a traceback.
 """
 
@@ -14,9 +15,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-import flows  # noqa: F401  - sets PREFECT_HOME and telemetry defaults before Prefect loads
-from tasks.config import load_params, resolve
-from tasks.errors import LipflowError
+from lipflow.tasks.common.errors import LipflowError
+from lipflow.tasks.settings.project import load_params, resolve
 
 app = typer.Typer(
     help="lipflow: reproducible lip-to-speech data preparation, training and scoring.",
@@ -25,6 +25,14 @@ app = typer.Typer(
 download_app = typer.Typer(help="Fetch a corpus into its raw layout and write its raw manifest.",
                            no_args_is_help=True)
 app.add_typer(download_app, name="download")
+
+
+@app.callback()
+def _configure() -> None:
+    """Set lipflow's process defaults (PREFECT_HOME, telemetry off) before Prefect loads."""
+    from lipflow.tasks.common.process import configure_process
+
+    configure_process()
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,7 +66,7 @@ MaxWorkersOption = Annotated[int | None, typer.Option(help="Local pool size.")]
 def _on_runner(flow: Any, runner: str | None, address: str | None,
                max_workers: int | None = None) -> Any:
     """The flow with the task runner chosen by --runner/--address or params ``runtime:``."""
-    from flows.runners import runner_from_params
+    from lipflow.flows.runners import runner_from_params
 
     return flow.with_options(
         task_runner=runner_from_params(load_params(), runner, address, max_workers))
@@ -83,8 +91,8 @@ def download_grid(
     progress: ProgressOption = None,
 ) -> None:
     """Download GRID speakers into ROOT/s{N}/*.mpg and ROOT/alignments/s{N}/*.align."""
-    from flows.download import download_grid_flow
-    from tasks.corpora.grid import validate_speakers
+    from lipflow.flows.download import download_grid_flow
+    from lipflow.tasks.corpora.grid import validate_speakers
 
     validate_speakers(speakers)  # fail before Prefect starts, and before any traffic
     target = root or _param_path("grid.raw_root")
@@ -97,7 +105,7 @@ def download_grid(
 def _youtube_options(params_section: dict[str, Any], url_template: str | None,
                      cookies: Path | None, rate_limit: str | None,
                      sleep: float | None, progress: bool | None) -> dict[str, Any]:
-    from tasks.youtube_download import WATCH_URL_TEMPLATE
+    from lipflow.tasks.fetch.youtube import WATCH_URL_TEMPLATE
 
     return {
         "url_template": url_template or WATCH_URL_TEMPLATE,
@@ -130,8 +138,8 @@ def download_lip2wav(
     progress: ProgressOption = None,
 ) -> None:
     """Download Lip2Wav speakers' videos (from their published lists) through yt-dlp."""
-    from flows.download import download_lip2wav_flow
-    from tasks.corpora.lip2wav import validate_speakers
+    from lipflow.flows.download import download_lip2wav_flow
+    from lipflow.tasks.corpora.lip2wav import validate_speakers
 
     validate_speakers(speakers)
     params = load_params()
@@ -159,7 +167,7 @@ def download_youtube(
     progress: ProgressOption = None,
 ) -> None:
     """Download a user's own speaker (any language) from a list of ids or URLs."""
-    from flows.download import download_youtube_flow
+    from lipflow.flows.download import download_youtube_flow
 
     params = load_params()
     options = _youtube_options(params.get(corpus, {}), url_template, cookies, rate_limit,
@@ -179,7 +187,7 @@ def download_local(
     root: RootOption = None,
 ) -> None:
     """Register local videos as a corpus speaker (raw layout and manifest)."""
-    from flows.download import register_local_flow
+    from lipflow.flows.download import register_local_flow
 
     target = root or resolve(f"data/raw/{corpus}")
     typer.echo(f"wrote {register_local_flow(src_dir, speaker, language, target, corpus)}")
@@ -194,7 +202,7 @@ def track(
     progress: ProgressOption = None,
 ) -> None:
     """Draw the tracked face box and mouth rectangle on every frame of VIDEO."""
-    from tasks.track_video import write_track_video
+    from lipflow.tasks.faces.overlay import write_track_video
 
     summary = write_track_video(video, out, crops_dir=crops, params=load_params(),
                                 progress=progress)
@@ -222,9 +230,9 @@ def prepare(
     progress: ProgressOption = None,
 ) -> None:
     """Preprocess videos and extract features into one Zarr store per speaker."""
-    from flows.prepare import prepare_flow
-    from flows.settings import corpus_roots, speaker_settings
-    from tasks.config import project_root
+    from lipflow.flows.prepare import prepare_flow
+    from lipflow.tasks.prepare.settings import corpus_roots, speaker_settings
+    from lipflow.tasks.settings.project import project_root
 
     params = load_params()
     raw_root, features_root = corpus_roots(params, corpus, root, out)
@@ -241,8 +249,8 @@ ModelArgument = Annotated[str, typer.Argument(help="lip2wav | avsync | gabor")]
 
 
 def _check_model(model: str) -> None:
-    from flows.train import MODALITY
-    from tasks.errors import ConfigError
+    from lipflow.flows.train import MODALITY
+    from lipflow.tasks.common.errors import ConfigError
 
     if model not in MODALITY:
         raise ConfigError(f"unknown model '{model}'; choose one of {', '.join(MODALITY)}")
@@ -254,7 +262,7 @@ def train(model: ModelArgument, runner: RunnerOption = None, address: AddressOpt
           progress: ProgressOption = None) -> None:
     """Train a seed model on the split named by params train.split."""
     _check_model(model)
-    from flows.train import train_flow
+    from lipflow.flows.train import train_flow
 
     flow = _on_runner(train_flow, runner, address)
     typer.echo(f"wrote {flow(model, load_params(), progress)}")
@@ -266,7 +274,7 @@ def evaluate(model: ModelArgument, runner: RunnerOption = None,
              address: AddressOption = None) -> None:
     """Score a trained model on the test part; writes metrics/<model>.json."""
     _check_model(model)
-    from flows.train import evaluate_flow, metrics_path
+    from lipflow.flows.train import evaluate_flow, metrics_path
 
     scores = _on_runner(evaluate_flow, runner, address)(model, load_params())
     for name, value in sorted(scores.items()):
@@ -283,8 +291,8 @@ def sync_score(
     max_offset: Annotated[int, typer.Option(help="Largest offset tried, in frames.")] = 15,
 ) -> None:
     """Write each clip's audio-visual sync score and best offset into its manifest."""
-    from flows.train import checkpoint_dir, sync_score_flow
-    from tasks.errors import ConfigError
+    from lipflow.flows.train import checkpoint_dir, sync_score_flow
+    from lipflow.tasks.common.errors import ConfigError
 
     if not store.is_dir():
         raise ConfigError(f"no store at {store}")
@@ -302,8 +310,8 @@ def serve(
 
     Needs a real server: `prefect server start`, then `export PREFECT_API_URL=...`.
     """
-    from flows.serve import serve_deployments
-    from tasks.config import project_root
+    from lipflow.flows.serve import serve_deployments
+    from lipflow.tasks.settings.project import project_root
 
     serve_deployments(load_params(), project_root(), only or None, limit)
 
@@ -312,8 +320,8 @@ def serve(
 @reports_errors
 def refresh(push: Annotated[bool, typer.Option("--push/--no-push")] = True) -> None:
     """Download missing speakers, `dvc repro`, then `dvc push` when a remote is set."""
-    from flows.refresh import refresh_flow
-    from tasks.config import project_root
+    from lipflow.flows.refresh import refresh_flow
+    from lipflow.tasks.settings.project import project_root
 
     summary = refresh_flow(root=str(project_root()), push=push)
     for key, value in summary.items():
@@ -328,9 +336,9 @@ def audit(
     fmt: Annotated[str, typer.Option("--format", help="md | json")] = "md",
 ) -> None:
     """What changed between two revisions (params, metrics, outputs), or what made a store."""
-    from tasks.audit import audit_revisions, audit_store, render, render_store
-    from tasks.config import project_root
-    from tasks.errors import ConfigError
+    from lipflow.tasks.common.errors import ConfigError
+    from lipflow.tasks.ops.audit import audit_revisions, audit_store, render, render_store
+    from lipflow.tasks.settings.project import project_root
 
     if fmt not in ("md", "json"):
         raise ConfigError(f"--format must be md or json, not {fmt!r}")
@@ -347,8 +355,8 @@ def report(
     out: Annotated[Path | None, typer.Option(help="Folder (default reports/dataset).")] = None,
 ) -> None:
     """A dataset report: one HTML page with PNG figures."""
-    from tasks.config import project_root
-    from tasks.report import build_report
+    from lipflow.tasks.ops.report import build_report
+    from lipflow.tasks.settings.project import project_root
 
     root = project_root()
     typer.echo(f"wrote {build_report(root, out or root / 'reports' / 'dataset')}")

@@ -1,7 +1,8 @@
 """Console hygiene for the CLI: one clear line for a user error, not a Prefect traceback.
 
 Prefect logs a failing flow's exception with its traceback to the console. For a
-:class:`tasks.errors.LipflowError` (bad input, explained in its message) the CLI prints
+:class:`lipflow.tasks.common.errors.LipflowError` (bad input, explained in its message) the CLI
+prints
 ``error: <message>`` itself, so ``flows/logging.yml`` puts :class:`DropUserErrors` on the
 console handler. The API log handler is untouched: the Prefect UI still shows the full
 failure. Unexpected exceptions keep their tracebacks everywhere.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from tasks.errors import LipflowError
+from lipflow.tasks.common.errors import LipflowError
 
 
 def _user_error_names() -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""Download flows: one Prefect task per speaker, composing ``tasks.corpora``.
+"""Download flows: one Prefect task per speaker, composing ``lipflow.tasks.corpora``.
 
 The flows only fan out and record; the work (resumable fetch, safe extraction, raw
 manifests) lives in ``tasks/`` and is tested there without a server.
@@ -11,9 +11,9 @@ from typing import Any
 
 from prefect import flow, task
 
-from flows.retries import retry_unless_deterministic
-from tasks.corpora import grid, lip2wav, local, youtube
-from tasks.corpora.youtube import SpeakerDownload
+from lipflow.flows.retries import retry_unless_deterministic
+from lipflow.tasks.corpora import grid, lip2wav, local, youtube
+from lipflow.tasks.corpora.youtube import SpeakerDownload
 
 
 @task(name="download-grid-speaker", retries=2, retry_delay_seconds=[5, 30],

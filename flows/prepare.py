@@ -2,7 +2,7 @@
 
 One task per video (never per frame), fanned out on the configured task runner; work
 moves between tasks as paths and small rows, never as arrays. The store is written
-whole at the end (``tasks.stores.write_store``), through a temp path and a rename.
+whole at the end (``lipflow.tasks.contracts.store.write_store``), through a temp path and a rename.
 """
 
 from __future__ import annotations
@@ -17,19 +17,19 @@ from typing import Any
 from prefect import flow, task
 from prefect.futures import as_completed
 
-from flows.artifacts import publish_speaker_table, speaker_rows
-from flows.progress import ProgressArtifact, bar
-from flows.retries import retry_unless_deterministic
-from tasks import __version__
-from tasks.clip_manifest import write_clip_manifest
-from tasks.manifests import file_sha256, read_raw_manifest
-from tasks.preprocess import VideoSettings, order_rows, preprocess_video
-from tasks.stores import (
+from lipflow.flows.artifacts import publish_speaker_table, speaker_rows
+from lipflow.flows.progress import ProgressArtifact, bar
+from lipflow.flows.retries import retry_unless_deterministic
+from lipflow.tasks import __version__
+from lipflow.tasks.contracts.clip_manifest import write_clip_manifest
+from lipflow.tasks.contracts.raw_manifest import file_sha256, read_raw_manifest
+from lipflow.tasks.contracts.store import (
     DEFAULT_CODEC,
     DEFAULT_FRAMES_PER_CHUNK,
     manifest_path_for,
     write_store,
 )
+from lipflow.tasks.prepare.video import VideoSettings, order_rows, preprocess_video
 
 
 def git_revision(root: Path) -> str:
@@ -148,8 +148,8 @@ def prepare_flow(corpus: str, speakers: list[str], raw_root: Path, features_root
 def prepare_from_params_flow(corpus: str, speakers: list[str] | None = None,
                              root: str | None = None) -> list[Path]:
     """``prepare`` with everything taken from ``params.yaml`` (for deployments and the UI)."""
-    from flows.settings import corpus_roots, speaker_settings
-    from tasks.config import load_params, project_root
+    from lipflow.tasks.prepare.settings import corpus_roots, speaker_settings
+    from lipflow.tasks.settings.project import load_params, project_root
 
     project = Path(root) if root else project_root()
     params = load_params(project / "params.yaml")

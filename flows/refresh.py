@@ -26,9 +26,9 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 
-from tasks.audit import dvc_command, run_dvc
-from tasks.config import load_params, resolve
-from tasks.errors import LipflowError
+from lipflow.tasks.common.errors import LipflowError
+from lipflow.tasks.ops.audit import dvc_command, run_dvc
+from lipflow.tasks.settings.project import load_params, resolve
 
 #: Corpora that ``refresh`` downloads, in order; each needs a ``lipflow download <corpus>``.
 REFRESH_CORPORA = ("grid", "lip2wav")
@@ -46,7 +46,7 @@ def lipflow_command() -> list[str]:
     found = shutil.which("lipflow")
     if found:
         return [found]
-    return [sys.executable, "-c", "from flows.cli import main; main()"]
+    return [sys.executable, "-c", "from lipflow.flows.cli import main; main()"]
 
 
 def missing_speakers(params: Mapping[str, Any], corpus: str, root: Path) -> list[str]:
@@ -137,7 +137,7 @@ def refresh_flow(root: str | None = None, push: bool = True) -> dict[str, Any]:
     ``root`` is the project folder (holding ``params.yaml`` and ``dvc.yaml``); a deployment
     records it so a scheduled run works whatever folder the serving process started in.
     """
-    from tasks.config import project_root
+    from lipflow.tasks.settings.project import project_root
 
     project = Path(root) if root else project_root()
     if not (project / "dvc.yaml").is_file():

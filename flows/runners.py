@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from tasks.errors import ConfigError
+from lipflow.tasks.common.errors import ConfigError
 
 RunnerKind = Literal["thread", "process", "dask", "ray"]
 RUNNER_KINDS: tuple[str, ...] = ("thread", "process", "dask", "ray")
@@ -69,7 +69,7 @@ def make_task_runner(kind: str | None = None, address: str | None = None,
 
         return ThreadPoolTaskRunner(max_workers=workers or default_workers())
     if kind == "process":
-        from flows.shared_api import SharedApiProcessPoolTaskRunner
+        from lipflow.flows.shared_api import SharedApiProcessPoolTaskRunner
 
         return SharedApiProcessPoolTaskRunner(max_workers=workers or default_workers())
     if kind == "dask":
@@ -82,7 +82,7 @@ def make_task_runner(kind: str | None = None, address: str | None = None,
             ) from err
         if address:
             return DaskTaskRunner(address=address)
-        from flows.shared_api import shared_api_dask_runner
+        from lipflow.flows.shared_api import shared_api_dask_runner
 
         return shared_api_dask_runner(cluster_kwargs={
             "n_workers": workers or default_workers(),

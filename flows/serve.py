@@ -7,7 +7,7 @@ from the UI ("Run") or with ``prefect deployment run '<flow>/<deployment>'``.
 
 Why ``prefect.serve`` and not a work pool: serving needs no worker or infrastructure
 setup. The serving process polls the server and runs each flow run in a subprocess on
-this machine; task runners (``flows.runners``) still send the heavy work to a Dask or Ray
+this machine; task runners (``lipflow.flows.runners``) still send the heavy work to a Dask or Ray
 cluster when asked. Stop it with Ctrl-C (schedules are paused on shutdown, so a stopped
 server does not pile up late runs).
 
@@ -24,8 +24,8 @@ from typing import Any
 
 from prefect import flow, task
 
-from tasks.config import resolve
-from tasks.errors import ConfigError
+from lipflow.tasks.common.errors import ConfigError
+from lipflow.tasks.settings.project import resolve
 
 ParamsBuilder = Callable[[Mapping[str, Any], Path], dict[str, Any]]
 
@@ -74,20 +74,22 @@ def selftest_flow(n: int = 3) -> int:
 
 #: Deployments ``lipflow serve`` registers, in order.
 DEPLOYMENTS: list[DeploymentSpec] = [
-    DeploymentSpec("refresh", "flows.refresh:refresh_flow", _refresh_parameters, scheduled=True,
+    DeploymentSpec("refresh", "lipflow.flows.refresh:refresh_flow", _refresh_parameters,
+                   scheduled=True,
                    description="Download missing speakers, dvc repro, dvc push (nightly)."),
-    DeploymentSpec("download-grid", "flows.download:download_grid_flow",
+    DeploymentSpec("download-grid", "lipflow.flows.download:download_grid_flow",
                    _download_grid_parameters,
                    description="Download the GRID speakers of params.yaml (on demand)."),
-    DeploymentSpec("prepare-grid", "flows.prepare:prepare_from_params_flow",
+    DeploymentSpec("prepare-grid", "lipflow.flows.prepare:prepare_from_params_flow",
                    lambda params, root: {"corpus": "grid", "root": str(root)},
                    description="Prepare the GRID speakers of params.yaml into stores."),
-    DeploymentSpec("train", "flows.train:train_flow", lambda params, root: {"model": "lip2wav"},
+    DeploymentSpec("train", "lipflow.flows.train:train_flow",
+                   lambda params, root: {"model": "lip2wav"},
                    description="Train a seed model (parameter: model) from params.yaml."),
-    DeploymentSpec("evaluate", "flows.train:evaluate_flow",
+    DeploymentSpec("evaluate", "lipflow.flows.train:evaluate_flow",
                    lambda params, root: {"model": "lip2wav"},
                    description="Score a trained model; writes metrics/<model>.json."),
-    DeploymentSpec("lipflow-selftest", "flows.serve:selftest_flow",
+    DeploymentSpec("lipflow-selftest", "lipflow.flows.serve:selftest_flow",
                    description="A seconds-long flow that checks the serving setup."),
 ]
 
@@ -156,7 +158,7 @@ def serve_deployments(params: Mapping[str, Any], root: Path | None = None,
         raise ConfigError(
             "lipflow serve needs a Prefect server: run `prefect server start` and set "
             "PREFECT_API_URL=http://127.0.0.1:4200/api (see docs/operations.md)")
-    from tasks.config import project_root
+    from lipflow.tasks.settings.project import project_root
 
     deployments = build_deployments(params, Path(root) if root else project_root(), names)
     serve(*deployments, limit=limit)

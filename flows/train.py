@@ -14,7 +14,7 @@ from typing import Any
 
 from prefect import flow, task
 
-from tasks.config import load_params, resolve
+from lipflow.tasks.settings.project import load_params, resolve
 
 #: Which video stream each model reads.
 MODALITY = {"lip2wav": "face", "avsync": "mouth", "gabor": "mouth"}
@@ -40,8 +40,8 @@ def _loaders(params: Mapping[str, Any], model: str, parts: tuple[str, ...]) -> t
     """DataLoaders over the active split's stores, one per part, and the stores' fps."""
     import torch
 
-    from models.dataset import ClipWindowDataset, loader_start_method
-    from models.splits import part_filter, split_config, split_stores
+    from lipflow.models.dataset import ClipWindowDataset, loader_start_method
+    from lipflow.models.splits import part_filter, split_config, split_stores
 
     train_params = params["train"]
     cfg = split_config(params, train_params.get("split", "sample"))
@@ -55,7 +55,7 @@ def _loaders(params: Mapping[str, Any], model: str, parts: tuple[str, ...]) -> t
                                     split_filter=part_filter(cfg, part, seed))
         rates = {t.fps for t in dataset.timings}
         if len(rates) != 1:
-            from tasks.errors import ConfigError
+            from lipflow.tasks.common.errors import ConfigError
 
             raise ConfigError(f"split mixes frame rates {sorted(rates)}; train one rate at a time")
         fps = rates.pop()
@@ -76,7 +76,7 @@ def _size_preset(train_params: Mapping[str, Any], model: str) -> Mapping[str, An
 @task(name="train-model", task_run_name="train-{model}")
 def train_task(model: str, params: dict[str, Any], progress: bool | None) -> Path:
     """Fit one model on the split's train part, validating each epoch."""
-    from models.training import model_config, train
+    from lipflow.models.training import model_config, train
 
     (train_loader, val_loader), fps = _loaders(params, model, ("train", "val"))
     cfg = model_config(params["train"], model, fps=fps)
@@ -88,7 +88,7 @@ def train_task(model: str, params: dict[str, Any], progress: bool | None) -> Pat
 @task(name="evaluate-model", task_run_name="evaluate-{model}")
 def evaluate_task(model: str, params: dict[str, Any]) -> dict[str, float]:
     """Score the best checkpoint on the split's test part."""
-    from models.training import evaluate, model_config
+    from lipflow.models.training import evaluate, model_config
 
     (test_loader,), fps = _loaders(params, model, ("test",))
     cfg = model_config(params["train"], model, fps=fps)
@@ -113,6 +113,6 @@ def evaluate_flow(model: str, params: dict[str, Any] | None = None) -> dict[str,
 @flow(name="sync-score", log_prints=True)
 def sync_score_flow(store: Path, checkpoint: Path, max_offset_frames: int = 15) -> Path:
     """Write each clip's audio-visual sync score and best offset into its clip manifest."""
-    from models.sync_scores import score_store
+    from lipflow.models.sync_scores import score_store
 
     return score_store(Path(store), Path(checkpoint), max_offset_frames)

@@ -26,7 +26,8 @@ the end (only ever the clip's last 20 ms) repeats the last frame (edge padding).
 Arrays are opened lazily, once per process, on the first ``__getitem__``: open handles
 are never pickled (``__getstate__`` drops them), so the dataset works with
 ``DataLoader(num_workers=...)`` under both fork and spawn. Each array is read through
-:class:`tasks.stores.ClipReader` (one ``pread`` per read, one decode per chunk, shard indexes
+:class:`lipflow.tasks.contracts.store.ClipReader` (one ``pread`` per read, one decode per chunk,
+shard indexes
 cached; zarr's own ``array[i]`` costs ~1 ms of overhead per call, more than the decode),
 falling back to a plain ``zarr.Array`` for a layout that reader does not know.
 """
@@ -45,9 +46,9 @@ import torch
 import zarr
 from torch.utils.data import Dataset
 
-from tasks.clip_manifest import read_clip_manifest
-from tasks.errors import LipflowError
-from tasks.stores import ClipReader, StoreError, manifest_path_for, read_store
+from lipflow.tasks.common.errors import LipflowError
+from lipflow.tasks.contracts.clip_manifest import read_clip_manifest
+from lipflow.tasks.contracts.store import ClipReader, StoreError, manifest_path_for, read_store
 
 STREAMS = ("video", "mel", "mfec", "wav")
 DEFAULT_HOP_SAMPLES = 200
@@ -146,7 +147,8 @@ class ClipWindowDataset(Dataset):
     window yield none. ``splits`` keeps rows whose manifest ``split`` is listed;
     ``split_filter``, a function of the manifest DataFrame returning a boolean mask,
     filters further (e.g. ``lambda m: m.detection_rate > 0.95``). ``reader="zarr"`` reads
-    through ``zarr.Array`` instead of :class:`~tasks.stores.ClipReader` (same values,
+    through ``zarr.Array`` instead of :class:`~lipflow.tasks.contracts.store.ClipReader` (same
+    values,
     ~1 ms slower per array per item; for comparison, or a layout of another writer).
     """
 

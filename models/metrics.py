@@ -30,7 +30,7 @@ import numpy as np
 from scipy.fft import dct
 from scipy.signal import resample_poly
 
-from tasks.errors import LipflowError
+from lipflow.tasks.common.errors import LipflowError
 
 #: ``10 * sqrt(2) / ln(10)``: turns a natural-log cepstral distance into decibels.
 MCD_CONSTANT_DB = 10.0 * math.sqrt(2.0) / math.log(10.0)

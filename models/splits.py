@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.config import resolve
-from tasks.errors import ConfigError
+from lipflow.tasks.common.errors import ConfigError
+from lipflow.tasks.settings.project import resolve
 
 PARTS = ("train", "val", "test")
 KINDS = ("seen", "unseen", "lists")
@@ -93,7 +93,7 @@ def assign_parts(clips: pd.DataFrame, cfg: Mapping[str, Any], seed: int) -> pd.S
 
 
 def part_filter(cfg: Mapping[str, Any], part: str, seed: int) -> Callable[[pd.DataFrame], Any]:
-    """A ``split_filter`` for :class:`models.dataset.ClipWindowDataset` keeping one part."""
+    """A ``split_filter`` for :class:`lipflow.models.dataset.ClipWindowDataset` keeping one part."""
     if part not in PARTS:
         raise ConfigError(f"split part must be one of {PARTS}, not {part!r}")
 

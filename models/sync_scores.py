@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
-from models.avsync import sync_offsets
-from models.training import load_model
-from tasks.clip_manifest import read_clip_manifest, write_clip_manifest
-from tasks.stores import manifest_path_for, read_store
+from lipflow.models.nets.avsync import sync_offsets
+from lipflow.models.training import load_model
+from lipflow.tasks.contracts.clip_manifest import read_clip_manifest, write_clip_manifest
+from lipflow.tasks.contracts.store import manifest_path_for, read_store
 
 
 def score_store(store: Path, checkpoint: Path, max_offset_frames: int = 15) -> Path:

@@ -1,6 +1,7 @@
 """Model-agnostic training and evaluation for the seed models.
 
-Every model module (``models.lip2wav``, ``models.avsync``, ``models.gabor``) offers the same
+Every model module (``lipflow.models.nets.lip2wav``, ``lipflow.models.nets.avsync``,
+``lipflow.models.nets.gabor``) offers the same
 three functions, collected in :data:`MODELS`: ``build(cfg) -> nn.Module``,
 ``loss(model, batch) -> scalar tensor`` and ``predict(model, batch)`` (a mel for the speech
 models, ``(scores, labels)`` for the sync model). :func:`train` and :func:`evaluate` only
@@ -29,9 +30,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from models import avsync, gabor, lip2wav
-from tasks.atomic import atomic_path, write_bytes_atomic
-from tasks.errors import ConfigError, LipflowError
+from lipflow.models.nets import avsync, gabor, lip2wav
+from lipflow.tasks.common.atomic import atomic_path, write_bytes_atomic
+from lipflow.tasks.common.errors import ConfigError, LipflowError
 
 
 class TrainingError(LipflowError):
@@ -373,7 +374,7 @@ def _write_wav(path: Path, wav: np.ndarray, sample_rate_hz: int) -> None:
 def _speech_scores(
     model, spec_, loader, cfg, out_dir, inverse_mel, mel_params, device, sample_rate_hz
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    from models import metrics
+    from lipflow.models import metrics
 
     fps = float(cfg["fps"])
     rows: list[dict[str, Any]] = []
@@ -429,7 +430,7 @@ def _speech_scores(
 def _sync_scores(
     model, spec_, loader, cfg, device
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    from models import metrics
+    from lipflow.models import metrics
 
     scores, labels = [], []
     for batch in loader:
@@ -470,7 +471,7 @@ def evaluate(
     """Score a trained model on the test clips; write and return the summary.
 
     Speech models (lip2wav, gabor): each predicted mel becomes a waveform through
-    ``inverse_mel`` (default ``tasks.audio_features.inv_mel_spectrogram``, Griffin-Lim,
+    ``inverse_mel`` (default ``lipflow.tasks.features.audio.inv_mel_spectrogram``, Griffin-Lim,
     with ``mel_params`` = ``features.mel`` of params.yaml) and is scored against the clip's
     real audio: STOI, ESTOI, both PESQs, MCD, mel L1 and spectrogram correlation, averaged
     over clips (NaN scores, e.g. PESQ on silence, are left out of the mean). The first
@@ -487,11 +488,11 @@ def evaluate(
     seed_everything(int(run_cfg["seed"]))  # the attention prenet keeps dropout at inference
     if spec_.kind == "speech":
         if mel_params is None:
-            from tasks.config import load_params, section
+            from lipflow.tasks.settings.project import load_params, section
 
             mel_params = section(load_params(), "features.mel")
         if inverse_mel is None:
-            from tasks.audio_features import inv_mel_spectrogram as inverse_mel
+            from lipflow.tasks.features.audio import inv_mel_spectrogram as inverse_mel
         summary, rows = _speech_scores(
             model,
             spec_,

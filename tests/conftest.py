@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from lipflow.tasks.common.process import configure_process
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_GRID = PROJECT_ROOT / "data" / "samples" / "grid"
 
@@ -21,6 +23,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+configure_process()  # the rest of lipflow's defaults, as the CLI sets them
 
 
 @pytest.fixture(scope="session")

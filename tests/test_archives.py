@@ -1,4 +1,4 @@
-"""tasks.archives.safe_extract: all-or-nothing extraction that refuses escaping members."""
+"""fetch.archives.safe_extract: all-or-nothing extraction that refuses escaping members."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.archives import safe_extract
-from tasks.errors import ArchiveError
+from lipflow.tasks.common.errors import ArchiveError
+from lipflow.tasks.fetch.archives import safe_extract
 from tests.support.grid_archives import (
     EVIL_NAMES,
     corrupt_zip,

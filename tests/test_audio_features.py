@@ -2,7 +2,7 @@
 
 The reference mel below is written from the formula alone (own reflect padding, framing,
 periodic Hann window, rfft, Slaney mel filterbank), with numpy only, so it shares no code
-with ``tasks.audio_features`` (which uses librosa and scipy).
+with ``lipflow.tasks.features.audio`` (which uses librosa and scipy).
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import speechpy
 
-from tasks.audio_features import (
+from lipflow.tasks.common.errors import ConfigError
+from lipflow.tasks.features.audio import (
     AudioInputError,
     MelParams,
     MfecParams,
@@ -19,9 +20,8 @@ from tasks.audio_features import (
     mel_spectrogram,
     mfec_cube,
 )
-from tasks.config import load_params
-from tasks.errors import ConfigError
-from tasks.speechpy_compat import ensure_speechpy_numpy2
+from lipflow.tasks.features.speechpy_compat import ensure_speechpy_numpy2
+from lipflow.tasks.settings.project import load_params
 from tests.support.audio_features import CLIP_SAMPLES, chirp, grid_clip
 
 # ---------------------------------------------------------------- reference (numpy only)

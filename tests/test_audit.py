@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.audit import (
+from lipflow.tasks.ops.audit import (
     AuditError,
     audit_revisions,
     audit_store,

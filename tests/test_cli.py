@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
+from lipflow.flows.cli import app
 
 runner = CliRunner()
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks.clips import (
+from lipflow.tasks.common.errors import ConfigError
+from lipflow.tasks.prepare.windows import (
     clip_windows,
     frames_per_clip,
     pad_frames,
     pad_samples,
     samples_per_clip,
 )
-from tasks.errors import ConfigError
 
 
 def test_grid_gives_one_full_window_with_short_audio() -> None:

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from scipy.ndimage import uniform_filter1d
 
-from tasks.atomic import write_bytes_atomic
-from tasks.crops import (
+from lipflow.tasks.common.atomic import write_bytes_atomic
+from lipflow.tasks.common.errors import ConfigError
+from lipflow.tasks.faces.crops import (
     MEAN_FACE,
     _shrink,
     contact_sheet,
@@ -18,9 +19,8 @@ from tasks.crops import (
     mouth_rects,
     mouth_transforms,
 )
-from tasks.errors import ConfigError
-from tasks.face_detection import LEFT_EYE, MOUTH_CENTRE, RIGHT_EYE
-from tasks.face_tracking import track_face
+from lipflow.tasks.faces.detection import LEFT_EYE, MOUTH_CENTRE, RIGHT_EYE
+from lipflow.tasks.faces.tracking import track_face
 from tests.support.faces import (  # noqa: F401
     ARTIFACTS,
     face_detector,
@@ -144,7 +144,7 @@ def test_mouth_transforms_equal_a_per_frame_skimage_fit() -> None:
     """The vectorised closed-form fit is the least-squares similarity skimage finds."""
     from skimage.transform import SimilarityTransform
 
-    from tasks.crops import MEAN_FACE, mouth_transforms
+    from lipflow.tasks.faces.crops import MEAN_FACE, mouth_transforms
 
     rng = np.random.default_rng(7)
     base = np.array([[120, 100], [180, 102], [150, 140], [151, 175], [100, 110], [200, 112]],
@@ -214,10 +214,10 @@ def test_pipeline_contact_sheet_is_centred_on_the_mouth(tmp_path):
     """What `prepare` stores, not a re-run of the crop functions: writes
     artifacts/contact_sheet_mouth_pipeline.png (a row per sample clip, every 10th frame)
     from the clip files preprocess_video writes with params.yaml's GRID settings."""
-    from flows.settings import speaker_settings
-    from tasks.clip_files import load_clip
-    from tasks.config import load_params
-    from tasks.preprocess import preprocess_video
+    from lipflow.tasks.contracts.clip_record import load_clip
+    from lipflow.tasks.prepare.settings import speaker_settings
+    from lipflow.tasks.prepare.video import preprocess_video
+    from lipflow.tasks.settings.project import load_params
 
     settings, _ = speaker_settings(load_params(), "grid", "s1")
     sample = grid_videos()[0].parents[1]

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from models.dataset import ClipWindowDataset, DatasetError, loader_start_method
-from tasks.clip_files import load_clip
-from tasks.stores import manifest_path_for
+from lipflow.models.dataset import ClipWindowDataset, DatasetError, loader_start_method
+from lipflow.tasks.contracts.clip_record import load_clip
+from lipflow.tasks.contracts.store import manifest_path_for
 from tests.support.clips import build_store
 
 

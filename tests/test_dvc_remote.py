@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from flows.runners import tree_digest
+from lipflow.flows.runners import tree_digest
 from tests.support.git_repo import commit_all, dvc, git, make_toy_project, set_param
 
 OUTPUTS = ("data/features/toy/s1.zarr", "models/toy.ckpt")
@@ -32,7 +32,7 @@ def test_push_then_pull_in_a_fresh_clone_is_byte_identical(tmp_path):
 
 
 def test_refresh_flow_repros_and_pushes_to_the_remote(prefect_harness, tmp_path):
-    from flows.refresh import download_command, missing_speakers, refresh_flow
+    from lipflow.flows.refresh import download_command, missing_speakers, refresh_flow
 
     repo, remote = tmp_path / "repo", tmp_path / "remote"
     make_toy_project(repo)

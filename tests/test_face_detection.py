@@ -7,8 +7,8 @@ import threading
 import numpy as np
 import pytest
 
-from tasks.errors import ConfigError
-from tasks.face_detection import (
+from lipflow.tasks.common.errors import ConfigError
+from lipflow.tasks.faces.detection import (
     LEFT_EYE,
     MOUTH_CENTRE,
     NOSE_TIP,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks.errors import ConfigError
-from tasks.face_tracking import (
+from lipflow.tasks.common.errors import ConfigError
+from lipflow.tasks.faces.tracking import (
     NO_FACE,
     TWO_FACES,
     box_iou,

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import zarr
 
-from flows.prepare import prepare_flow
-from flows.settings import speaker_settings
-from tasks.config import load_params
-from tasks.manifests import file_sha256, write_raw_manifest
+from lipflow.flows.prepare import prepare_flow
+from lipflow.tasks.contracts.raw_manifest import file_sha256, write_raw_manifest
+from lipflow.tasks.prepare.settings import speaker_settings
+from lipflow.tasks.settings.project import load_params
 from tests.support.synthetic_media import (
     make_empty,
     make_text_as_mp4,

@@ -1,4 +1,4 @@
-"""tasks.corpora.grid: speakers, the alignment remap, and real downloads from loopback mirrors."""
+"""corpora.grid: speakers, the alignment remap, and real downloads from loopback mirrors."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks.corpora import grid
-from tasks.corpora.grid import (
+from lipflow.tasks.common.errors import ArchiveError, ConfigError, DownloadError
+from lipflow.tasks.contracts.raw_manifest import RAW_COLUMNS, file_sha256, read_raw_manifest
+from lipflow.tasks.corpora import grid
+from lipflow.tasks.corpora.grid import (
     ALIGNMENT_FOLDER,
     SPEAKERS,
     download_grid,
@@ -16,8 +18,6 @@ from tasks.corpora.grid import (
     parse_alignment,
     validate_speakers,
 )
-from tasks.errors import ArchiveError, ConfigError, DownloadError
-from tasks.manifests import RAW_COLUMNS, file_sha256, read_raw_manifest
 from tests.support.grid_archives import evil_tar, evil_zip, sheffield_mirror, zenodo_mirror
 from tests.support.loopback import serve
 

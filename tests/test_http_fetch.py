@@ -1,4 +1,4 @@
-"""tasks.http_fetch against a loopback server: resume, retries, 4xx, checksums, idempotence."""
+"""fetch.http against a loopback server: resume, retries, 4xx, checksums, idempotence."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.errors import DownloadError
-from tasks.http_fetch import fetch, part_path, sidecar_path
+from lipflow.tasks.common.errors import DownloadError
+from lipflow.tasks.fetch.http import fetch, part_path, sidecar_path
 from tests.support.loopback import serve
 
 PAYLOAD = os.urandom(300_000)

@@ -11,10 +11,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.corpora.local import register_local, rejected_path
-from tasks.errors import ConfigError
-from tasks.ffmpeg import ffmpeg_exe
-from tasks.manifests import RAW_SCHEMA, file_sha256, read_raw_manifest
+from lipflow.tasks.common.errors import ConfigError
+from lipflow.tasks.common.executables import ffmpeg_exe
+from lipflow.tasks.contracts.raw_manifest import RAW_SCHEMA, file_sha256, read_raw_manifest
+from lipflow.tasks.corpora.local import register_local, rejected_path
 from tests.support import mp4_server as support
 from tests.support.mp4_server import GRID_CLIP, ID_25FPS
 

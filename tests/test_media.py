@@ -11,9 +11,9 @@ import av
 import numpy as np
 import pytest
 
-from tasks import media
-from tasks.errors import MediaError
-from tasks.media import (
+from lipflow.tasks.common.errors import MediaError
+from lipflow.tasks.media import reading as media
+from lipflow.tasks.media.reading import (
     clip_streams,
     count_frames,
     frame_rgb,

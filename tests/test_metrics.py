@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from models import metrics
+from lipflow.models import metrics
 from tests.support.seed_models import grid_speech_16k
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from models import gabor
-from tasks.errors import ConfigError
+from lipflow.models.nets import gabor
+from lipflow.tasks.common.errors import ConfigError
 from tests.support.seed_models import one_thread, tiny_cfg  # noqa: F401
 
 

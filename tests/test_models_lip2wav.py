@@ -7,8 +7,8 @@ import time
 import pytest
 import torch
 
-from models import lip2wav
-from tasks.errors import ConfigError
+from lipflow.models.nets import lip2wav
+from lipflow.tasks.common.errors import ConfigError
 from tests.support.seed_models import one_thread, tiny_cfg  # noqa: F401
 
 

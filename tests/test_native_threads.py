@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 from threadpoolctl import threadpool_info
 
-from tasks.native_threads import one_native_thread
+from lipflow.tasks.common.native_threads import one_native_thread
 
 
 def _blas_threads() -> set[int]:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from flows.prepare import prepare_flow
-from flows.runners import make_task_runner, tree_digest
-from flows.settings import speaker_settings
-from tasks.config import load_params
-from tasks.corpora.grid import download_grid
+from lipflow.flows.prepare import prepare_flow
+from lipflow.flows.runners import make_task_runner, tree_digest
+from lipflow.tasks.corpora.grid import download_grid
+from lipflow.tasks.prepare.settings import speaker_settings
+from lipflow.tasks.settings.project import load_params
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.report import ReportError, build_report, speaker_summary
-from tasks.stores import read_clip_manifest
+from lipflow.tasks.contracts.store import read_clip_manifest
+from lipflow.tasks.ops.report import ReportError, build_report, speaker_summary
 from tests.support.clips import build_store
 
 #: Griffin-Lim rounds: enough to test the path, few enough to keep the test fast.
@@ -67,7 +67,7 @@ def test_speaker_table_artifact_is_published_from_a_flow(project, prefect_harnes
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    from flows.artifacts import publish_speaker_table, speaker_rows
+    from lipflow.flows.artifacts import publish_speaker_table, speaker_rows
 
     manifests = sorted((project / "data" / "features" / "grid").glob("*.parquet"))
     rows = speaker_rows(manifests)

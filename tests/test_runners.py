@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from prefect import flow, task
 
-from flows.runners import (
+from lipflow.flows.runners import (
     default_workers,
     make_task_runner,
     runner_from_params,
     runtime_settings,
     tree_digest,
 )
-from tasks.errors import ConfigError
+from lipflow.tasks.common.errors import ConfigError
 
 
 @task

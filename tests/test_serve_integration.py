@@ -1,7 +1,7 @@
 """``lipflow serve`` against a real ``prefect server start`` on loopback.
 
 Starts a server on a free port with a throw-away PREFECT_HOME, runs
-``flows.serve.serve_deployments`` in a subprocess (what ``lipflow serve`` does), checks
+``lipflow.flows.serve.serve_deployments`` in a subprocess (what ``lipflow serve`` does), checks
 through the API that the ``refresh`` deployment carries the cron schedule from params,
 triggers the self-test deployment and waits for the run to complete. Both processes are
 stopped in a ``finally`` with bounded waits.
@@ -28,8 +28,8 @@ PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 SERVE = (
-    "import sys; from pathlib import Path; from tasks.config import load_params; "
-    "from flows.serve import serve_deployments; "
+    "import sys; from pathlib import Path; from lipflow.tasks.settings.project import load_params; "
+    "from lipflow.flows.serve import serve_deployments; "
     "serve_deployments(load_params(Path(sys.argv[1])), root=Path(sys.argv[2]))"
 )
 

@@ -11,10 +11,10 @@ import pytest
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
-from tasks.clip_files import ClipFile, load_clip, save_clip
-from tasks.clip_manifest import CLIP_SCHEMA, write_clip_manifest
-from tasks.manifests import ManifestError
-from tasks.stores import (
+from lipflow.tasks.contracts.clip_manifest import CLIP_SCHEMA, write_clip_manifest
+from lipflow.tasks.contracts.clip_record import ClipFile, load_clip, save_clip
+from lipflow.tasks.contracts.raw_manifest import ManifestError
+from lipflow.tasks.contracts.store import (
     ARRAY_DTYPES,
     ClipReader,
     StoreError,
@@ -34,7 +34,8 @@ def test_layout_read_back_with_plain_zarr_and_pandas(tmp_path: Path) -> None:
     store, paths = build_store(tmp_path, 10, clips_per_shard=4, rejected=2, mouth_hw=(6, 10))
 
     group = zarr.open_group(store, mode="r")
-    assert dict(group.attrs) == {**store_attrs(), "created_by": "lipflow tasks.stores.write_store"}
+    assert dict(group.attrs) == {**store_attrs(),
+                                 "created_by": "lipflow tasks.contracts.store.write_store"}
     expected_shapes = {
         "face": (10, 75, 8, 8, 3),
         "mouth": (10, 75, 6, 10),

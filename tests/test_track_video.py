@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from tasks.config import load_params
-from tasks.errors import ConfigError, MediaError
-from tasks.track_video import write_track_video
+from lipflow.tasks.common.errors import ConfigError, MediaError
+from lipflow.tasks.faces.overlay import write_track_video
+from lipflow.tasks.settings.project import load_params
 from tests.support.faces import SAMPLE_GRID, probe_video, write_testsrc
 
 PARAMS = load_params(SAMPLE_GRID.parents[2] / "params.yaml")

@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from models import training
-from tasks.errors import ConfigError
+from lipflow.models import training
+from lipflow.tasks.common.errors import ConfigError
 from tests.support.seed_models import fake_clip, one_thread, tiny_cfg  # noqa: F401
 
 
@@ -195,8 +195,8 @@ def test_evaluate_without_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_evaluate_uses_griffin_lim_from_audio_features_by_default(tmp_path: Path) -> None:
-    from tasks.audio_features import mel_spectrogram
-    from tasks.config import load_params, section
+    from lipflow.tasks.features.audio import mel_spectrogram
+    from lipflow.tasks.settings.project import load_params, section
 
     item = fake_clip(0, frames=25, kind="mouth", mouth_hw=(30, 50))
     item["wav"] = item["wav"][:16000].clone()  # 1 s of real speech

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.errors import ConfigError
-from tasks.video_lists import (
+from lipflow.tasks.common.errors import ConfigError
+from lipflow.tasks.fetch.video_lists import (
     LIP2WAV_SPEAKERS,
     LIP2WAV_SPLITS,
     LISTS_DIR,

@@ -9,12 +9,12 @@ import av
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.corpora.lip2wav import download_lip2wav, download_lip2wav_speaker
-from tasks.corpora.youtube import download_youtube, download_youtube_speaker
-from tasks.errors import ConfigError
-from tasks.manifests import RAW_SCHEMA, file_sha256, read_raw_manifest
-from tasks.video_lists import lip2wav_video_ids
-from tasks.youtube_download import (
+from lipflow.tasks.common.errors import ConfigError
+from lipflow.tasks.contracts.raw_manifest import RAW_SCHEMA, file_sha256, read_raw_manifest
+from lipflow.tasks.corpora.lip2wav import download_lip2wav, download_lip2wav_speaker
+from lipflow.tasks.corpora.youtube import download_youtube, download_youtube_speaker
+from lipflow.tasks.fetch.video_lists import lip2wav_video_ids
+from lipflow.tasks.fetch.youtube import (
     ARCHIVE_NAME,
     download_videos,
     format_selector,

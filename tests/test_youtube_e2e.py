@@ -10,8 +10,8 @@ import pytest
 import zarr
 from typer.testing import CliRunner
 
-from flows.cli import app
-from tasks.video_lists import lip2wav_video_ids
+from lipflow.flows.cli import app
+from lipflow.tasks.fetch.video_lists import lip2wav_video_ids
 from tests.support.mp4_server import GRID_CLIP, Mp4Server, make_faststart_mp4
 from tests.support.synthetic_media import run_ffmpeg
 

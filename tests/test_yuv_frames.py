@@ -1,6 +1,8 @@
-"""4:2:0 frames (tasks.yuv_frames) and the crops cut from them (tasks.yuv_crops).
+"""4:2:0 frames (lipflow.tasks.media.yuv) and the crops cut from them
+(lipflow.tasks.faces.yuv_crops).
 
-The YUV path must give what the RGB path (tasks.media.frame_rgb + tasks.crops) gives, on
+The YUV path must give what the RGB path (lipflow.tasks.media.reading.frame_rgb +
+lipflow.tasks.faces.crops) gives, on
 real GRID frames: exactly for whole frames, within about a grey level for crops.
 """
 
@@ -14,11 +16,11 @@ import cv2
 import numpy as np
 import pytest
 
-from tasks.crops import face_crops, face_squares, mouth_crops
-from tasks.face_tracking import FaceTrack, track_face
-from tasks.media import frame_rgb
-from tasks.yuv_crops import face_crops_yuv, mouth_crops_yuv
-from tasks.yuv_frames import LUMA_TO_GREY, RgbFrames, YuvFrame, yuv_frame
+from lipflow.tasks.faces.crops import face_crops, face_squares, mouth_crops
+from lipflow.tasks.faces.tracking import FaceTrack, track_face
+from lipflow.tasks.faces.yuv_crops import face_crops_yuv, mouth_crops_yuv
+from lipflow.tasks.media.reading import frame_rgb
+from lipflow.tasks.media.yuv import LUMA_TO_GREY, RgbFrames, YuvFrame, yuv_frame
 from tests.support.faces import SAMPLE_GRID, face_detector  # noqa: F401
 
 GRID_CLIP = SAMPLE_GRID / "s1" / "bbaf2n.mpg"

@@ -48,12 +48,12 @@ from typing import Any, Literal
 
 import requests
 
-from tasks.archives import safe_extract
-from tasks.atomic import atomic_path
-from tasks.config import project_root
-from tasks.errors import ArchiveError, ConfigError, LipflowError
-from tasks.http_fetch import fetch
-from tasks.manifests import file_sha256, read_raw_manifest, write_raw_manifest
+from lipflow.tasks.common.atomic import atomic_path
+from lipflow.tasks.common.errors import ArchiveError, ConfigError, LipflowError
+from lipflow.tasks.contracts.raw_manifest import file_sha256, read_raw_manifest, write_raw_manifest
+from lipflow.tasks.fetch.archives import safe_extract
+from lipflow.tasks.fetch.http import fetch
+from lipflow.tasks.settings.project import project_root
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,10 @@ video-id lists are distributed; the videos themselves are fetched from YouTube. 
     Individual Speaking Styles for Accurate Lip to Speech Synthesis", CVPR 2020.
     Lists: https://github.com/Rudrabha/Lip2Wav, folder ``Dataset/<speaker>/`` (MIT).
 
-The lists are committed at ``tasks/assets/lip2wav_lists/<speaker>/{train,val,test}.txt``
+The lists are committed at ``tasks/corpora/lip2wav_lists/<speaker>/{train,val,test}.txt``
 (see ``SOURCES.md`` there; splits are by whole video). Quirks of the published files,
-handled by :mod:`tasks.video_lists`: ``chess/test.txt`` has an empty line, ``eh/val.txt``
+handled by :mod:`lipflow.tasks.fetch.video_lists`: ``chess/test.txt`` has an empty line,
+``eh/val.txt``
 and ``eh/test.txt`` lack a final newline. Videos that have since gone private or been
 removed fail with yt-dlp's reason and are listed in ``ROOT/manifests/<speaker>.failures.json``.
 
@@ -28,9 +29,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from tasks.corpora.youtube import SpeakerDownload, download_speaker_videos
-from tasks.errors import ConfigError
-from tasks.video_lists import LIP2WAV_SPEAKERS, check_lip2wav_speaker, lip2wav_video_ids
+from lipflow.tasks.common.errors import ConfigError
+from lipflow.tasks.corpora.youtube import SpeakerDownload, download_speaker_videos
+from lipflow.tasks.fetch.video_lists import (
+    LIP2WAV_SPEAKERS,
+    check_lip2wav_speaker,
+    lip2wav_video_ids,
+)
 
 CORPUS = "lip2wav"
 LANGUAGE = "en"
@@ -70,7 +75,7 @@ def download_lip2wav_speaker(
 ) -> SpeakerDownload:
     """Download one speaker's videos of ``split`` (first ``limit``); manifest + summary.
 
-    ``download_options`` as in :func:`tasks.youtube_download.download_videos`.
+    ``download_options`` as in :func:`lipflow.tasks.fetch.youtube.download_videos`.
     """
     items = lip2wav_video_ids(check_lip2wav_speaker(speaker), split, limit)
     splits = lip2wav_split_of(speaker)

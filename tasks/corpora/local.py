@@ -24,10 +24,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.atomic import atomic_path, write_bytes_atomic
-from tasks.corpora.youtube import MANIFESTS_DIR, check_language, check_name, manifest_path
-from tasks.errors import ConfigError
-from tasks.manifests import RAW_COLUMNS, file_sha256, write_raw_manifest
+from lipflow.tasks.common.atomic import atomic_path, write_bytes_atomic
+from lipflow.tasks.common.errors import ConfigError
+from lipflow.tasks.contracts.raw_manifest import RAW_COLUMNS, file_sha256, write_raw_manifest
+from lipflow.tasks.corpora.youtube import MANIFESTS_DIR, check_language, check_name, manifest_path
 
 log = logging.getLogger(__name__)
 

@@ -1,18 +1,19 @@
 """User YouTube corpora: one speaker's videos, in any language, from a list of ids or URLs.
 
-A user corpus is built exactly like Lip2Wav (:mod:`tasks.corpora.lip2wav` calls
+A user corpus is built exactly like Lip2Wav (:mod:`lipflow.tasks.corpora.lip2wav` calls
 :func:`download_speaker_videos` too), so any language goes through the same pipeline; the
 language is only a manifest column. Layout under ``ROOT``:
 
 * ``ROOT/<speaker>/<video_id>.mp4`` plus the downloader's bookkeeping there
-  (``downloaded.json``, ``ytdlp-archive.txt``; see :mod:`tasks.youtube_download`);
+  (``downloaded.json``, ``ytdlp-archive.txt``; see :mod:`lipflow.tasks.fetch.youtube`);
 * ``ROOT/manifests/<speaker>.parquet``: the raw manifest (``docs/contracts.md`` section 1)
   of every video of the speaker that is on disk, this run's and earlier runs';
 * ``ROOT/manifests/<speaker>.failures.json``: this run's failed videos with yt-dlp's
   reason (an empty list when none failed).
 
 The list file holds one bare id or YouTube URL a line (``#`` starts a comment); see
-:func:`tasks.video_lists.read_user_list`. Respect the rights of the people in the videos
+:func:`lipflow.tasks.fetch.video_lists.read_user_list`. Respect the rights of the people in the
+videos
 and YouTube's terms; lipflow only automates what you are entitled to download.
 """
 
@@ -26,11 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks.atomic import write_bytes_atomic
-from tasks.errors import ConfigError
-from tasks.manifests import write_raw_manifest
-from tasks.video_lists import read_user_list
-from tasks.youtube_download import (
+from lipflow.tasks.common.atomic import write_bytes_atomic
+from lipflow.tasks.common.errors import ConfigError
+from lipflow.tasks.contracts.raw_manifest import write_raw_manifest
+from lipflow.tasks.fetch.video_lists import read_user_list
+from lipflow.tasks.fetch.youtube import (
     DownloadSummary,
     VideoResult,
     download_videos,
@@ -133,7 +134,7 @@ def download_speaker_videos(
     of such earlier videos (None when unknown). Failed videos are not rows; they are in
     the summary and in ``ROOT/manifests/<speaker>.failures.json``. ``download_options``
     (URL template, height, cookies, rate limit, sleep, retries, progress) are those of
-    :func:`tasks.youtube_download.download_videos`, which checks them.
+    :func:`lipflow.tasks.fetch.youtube.download_videos`, which checks them.
     """
     check_name(speaker, "speaker")
     check_name(corpus, "corpus")
@@ -192,7 +193,7 @@ def download_youtube(
 
     ``language`` (``de``, ``pt-BR``, ...) goes into every manifest row. Splits are null:
     a user list does not define them. Options as in
-    :func:`tasks.youtube_download.download_videos`.
+    :func:`lipflow.tasks.fetch.youtube.download_videos`.
     """
     return download_youtube_speaker(
         list_file, speaker, language, root, corpus, **download_options

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.ffmpeg import ffmpeg_exe
+from lipflow.tasks.common.executables import ffmpeg_exe
 
 SAMPLE_GRID = Path(__file__).resolve().parents[2] / "data" / "samples" / "grid"
 SAMPLE_RATE_HZ = 16000

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from tasks.clip_files import ClipFile, save_clip
-from tasks.stores import manifest_path_for, write_clip_manifest, write_store
+from lipflow.tasks.contracts.clip_record import ClipFile, save_clip
+from lipflow.tasks.contracts.store import manifest_path_for, write_clip_manifest, write_store
 
 SAMPLE_RATE_HZ = 16000
 CLIP_SECONDS = 3

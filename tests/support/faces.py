@@ -16,8 +16,8 @@ import av
 import numpy as np
 import pytest
 
-from tasks.face_detection import Face, FaceDetector
-from tasks.ffmpeg import ffmpeg_exe
+from lipflow.tasks.common.executables import ffmpeg_exe
+from lipflow.tasks.faces.detection import Face, FaceDetector
 
 SAMPLE_GRID = Path(__file__).resolve().parents[2] / "data" / "samples" / "grid"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"

@@ -17,7 +17,7 @@ import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from tasks.corpora.grid import ALIGNMENT_FOLDER
+from lipflow.tasks.corpora.grid import ALIGNMENT_FOLDER
 
 SAMPLE_SPEAKERS = ("s1", "s16", "s25", "s27")
 OK_MEMBER = "s1/ok.mpg"

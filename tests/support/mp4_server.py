@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.ffmpeg import ffmpeg_exe
+from lipflow.tasks.common.executables import ffmpeg_exe
 
 GRID_CLIP = Path(__file__).resolve().parents[2] / "data" / "samples" / "grid" / "s1" / "bbaf2n.mpg"
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tasks.ffmpeg import ffmpeg_exe
+from lipflow.tasks.common.executables import ffmpeg_exe
 
 SAMPLE_CLIP = Path(__file__).resolve().parents[2] / "data/samples/grid/s1/bbaf2n.mpg"
 
@@ -58,8 +58,8 @@ def fake_clip(seed: int, frames: int = 75, kind: str = "face", mouth_hw=(60, 100
 
 def tiny_cfg(model_name: str, **overrides) -> dict:
     """The tiny preset of params.yaml's train section for ``model_name``, with overrides."""
-    from models.training import model_config
-    from tasks.config import load_params
+    from lipflow.models.training import model_config
+    from lipflow.tasks.settings.project import load_params
 
     cfg = model_config(
         load_params(Path(__file__).resolve().parents[2] / "params.yaml")["train"],

@@ -22,7 +22,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tasks.ffmpeg import ffmpeg_exe
+from lipflow.tasks.common.executables import ffmpeg_exe
 
 VIDEO_CODECS = {
     ".mp4": ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"],

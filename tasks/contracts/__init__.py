@@ -1,0 +1,1 @@
+"""The on-disk formats of docs/contracts.md: raw manifest, clip record, clip manifest, store."""

@@ -1,0 +1,187 @@
+"""Find faces in one RGB frame with MediaPipe's BlazeFace (Tasks API), offline.
+
+The detector is built once per video or worker (loading the model costs far more than a
+frame) and always from the model files committed under ``tasks/faces/assets/``:
+``mediapipe`` 0.10.30 and later would otherwise try to download models at run time,
+which an offline machine cannot do.
+
+Keypoints come in BlazeFace's order (see :data:`KEYPOINT_NAMES`); "right" is the
+subject's right, which is on the image's left in an unmirrored video.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+from lipflow.tasks.common.errors import ConfigError
+from lipflow.tasks.common.native_logs import quiet_native_stderr
+
+# The full-range model logs a glog warning every few frames; keep warnings and errors
+# that matter (level >= ERROR) only. Must be set before mediapipe loads its library.
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+MODELS_DIR = Path(__file__).resolve().parent / "assets"
+MODEL_FILES = {
+    "short_range": "face_detection_short_range.tflite",
+    "full_range": "face_detection_full_range_sparse.tflite",
+}
+KEYPOINT_NAMES = (
+    "right_eye",
+    "left_eye",
+    "nose_tip",
+    "mouth_centre",
+    "right_ear_tragion",
+    "left_ear_tragion",
+)
+RIGHT_EYE, LEFT_EYE, NOSE_TIP, MOUTH_CENTRE = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face, in source pixels.
+
+    ``box`` is ``(x, y, w, h)`` (top-left corner and size), ``keypoints`` is ``(6, 2)``
+    ``(x, y)`` in :data:`KEYPOINT_NAMES` order.
+    """
+
+    box: np.ndarray
+    score: float
+    keypoints: np.ndarray
+
+    @property
+    def area(self) -> float:
+        """Box area in square pixels (the "largest face" rule compares these)."""
+        return float(self.box[2] * self.box[3])
+
+
+def model_path(detector: str) -> Path:
+    """Return the committed model file for ``detector`` (``short_range``/``full_range``)."""
+    name = MODEL_FILES.get(detector)
+    if name is None:
+        raise ConfigError(
+            f"preprocess.detector must be one of {sorted(MODEL_FILES)}, not {detector!r}"
+        )
+    path = MODELS_DIR / name
+    if not path.is_file():
+        raise ConfigError(f"MediaPipe model missing at {path}; the checkout is incomplete")
+    return path
+
+
+class FaceDetector:
+    """MediaPipe face detector over RGB frames; use as a context manager.
+
+    Runs in IMAGE mode: every call is independent, so strided detection (every k-th
+    frame) and several clips through one detector need no timestamp bookkeeping, and
+    results do not depend on which frames came before.
+    """
+
+    def __init__(self, detector: str = "short_range", min_score: float = 0.5) -> None:
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        if not 0.0 <= min_score <= 1.0:
+            raise ConfigError(f"preprocess.min_face_score must be in [0, 1], not {min_score}")
+        options = vision.FaceDetectorOptions(
+            base_options=BaseOptions(model_asset_path=str(model_path(detector))),
+            running_mode=vision.RunningMode.IMAGE,
+            min_detection_confidence=float(min_score),
+        )
+        self.detector_name = detector
+        self.min_score = float(min_score)
+        with quiet_native_stderr():
+            self._detector = vision.FaceDetector.create_from_options(options)
+        self._warmed_up = False
+
+    def detect(self, frame: np.ndarray) -> list[Face]:
+        """Return the faces in one ``(H, W, 3)`` uint8 RGB frame, best score first."""
+        import mediapipe as mp
+
+        if self._detector is None:
+            raise RuntimeError("FaceDetector used after close()")
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(
+                f"expected an (H, W, 3) uint8 RGB frame, got {frame.shape} {frame.dtype}"
+            )
+        # PyAV hands out row-padded views; MediaPipe reads the buffer as packed rows
+        # and silently finds nothing in a strided array, so always pass a packed copy.
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame))
+        if self._warmed_up:
+            result = self._detector.detect(image)
+        else:  # the first call logs LiteRT's buffer-alignment notice to fd 2
+            with quiet_native_stderr():
+                result = self._detector.detect(image)
+            self._warmed_up = True
+        height, width = frame.shape[:2]
+        faces = []
+        for det in result.detections:
+            bb = det.bounding_box
+            box = np.array([bb.origin_x, bb.origin_y, bb.width, bb.height], dtype=np.float64)
+            kps = np.array([[kp.x * width, kp.y * height] for kp in det.keypoints], np.float64)
+            score = float(det.categories[0].score) if det.categories else 0.0
+            faces.append(Face(box=box, score=score, keypoints=kps.reshape(-1, 2)))
+        faces.sort(key=lambda f: f.score, reverse=True)
+        return faces
+
+    def close(self) -> None:
+        """Free the native graph (idempotent)."""
+        if self._detector is not None:
+            with quiet_native_stderr():
+                self._detector.close()
+            self._detector = None
+
+    def __enter__(self) -> FaceDetector:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def detector_from_params(preprocess: dict) -> FaceDetector:
+    """Build a :class:`FaceDetector` from the ``preprocess:`` section of params.yaml."""
+    return FaceDetector(
+        detector=str(preprocess.get("detector", "short_range")),
+        min_score=float(preprocess.get("min_face_score", 0.5)),
+    )
+
+
+_per_thread = threading.local()
+_all_shared: weakref.WeakSet[FaceDetector] = weakref.WeakSet()
+
+
+def shared_detector(preprocess: dict) -> FaceDetector:
+    """This thread's detector for the ``preprocess:`` settings, built on first use.
+
+    Building a detector (loading the model, setting up the graph) costs as much as four
+    detections; a worker that preprocesses video after video reuses one instead. The
+    cache is per thread because a MediaPipe task must not be called from two threads at
+    once; process-pool workers each get their own. Do not close the result: they are
+    closed when the interpreter exits (or by :func:`close_shared_detectors`).
+    """
+    key = (str(preprocess.get("detector", "short_range")),
+           float(preprocess.get("min_face_score", 0.5)))
+    cache: dict[tuple[str, float], FaceDetector] = _per_thread.__dict__.setdefault("cache", {})
+    detector = cache.get(key)
+    if detector is None or detector._detector is None:
+        detector = FaceDetector(detector=key[0], min_score=key[1])
+        cache[key] = detector
+        _all_shared.add(detector)
+    return detector
+
+
+@atexit.register
+def close_shared_detectors() -> None:
+    """Close every cached detector (all threads'); the next use builds a new one."""
+    for detector in list(_all_shared):
+        detector.close()

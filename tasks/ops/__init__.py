@@ -1,0 +1,1 @@
+"""Project operations: dvc commands, reproducibility audits, the dataset report."""

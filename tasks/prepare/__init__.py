@@ -1,0 +1,1 @@
+"""Preparing a corpus: per-speaker settings, the clip-window rule, one video, one speaker."""

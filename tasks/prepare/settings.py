@@ -1,0 +1,59 @@
+"""From ``params.yaml`` to the per-speaker settings a flow needs (no Prefect here).
+
+Kept apart from the CLI so tests and other flows (refresh, serve) build the same
+settings the command line does.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from lipflow.tasks.common.errors import ConfigError
+from lipflow.tasks.prepare.video import VideoSettings
+from lipflow.tasks.settings.project import resolve, section
+
+#: Corpora whose settings come from their own params.yaml section.
+PARAM_CORPORA = ("grid", "lip2wav")
+
+
+def corpus_roots(params: dict[str, Any], corpus: str, raw_root: Path | None,
+                 features_root: Path | None) -> tuple[Path, Path]:
+    """Raw and features roots: the command line's, else the corpus section's, else data/."""
+    conf = params.get(corpus) or {}
+    raw = raw_root or resolve(conf.get("raw_root", f"data/raw/{corpus}"))
+    out = features_root or resolve(conf.get("features_root", f"data/features/{corpus}"))
+    return Path(raw), Path(out)
+
+
+def speaker_settings(params: dict[str, Any], corpus: str, speaker: str,
+                     fps: float | None = None) -> tuple[VideoSettings, dict[str, Any]]:
+    """The :class:`VideoSettings` for one speaker and the params record stored with it.
+
+    GRID uses ``grid.fps``; a Lip2Wav speaker applies its preset (fps, crop region, face
+    size, the full-range detector); any other corpus takes ``fps`` from the caller.
+    """
+    preprocess = copy.deepcopy(section(params, "preprocess"))
+    features = copy.deepcopy(section(params, "features"))
+    crop = "full"
+    record: dict[str, Any] = {"preprocess": preprocess, "features": features}
+    if corpus == "grid":
+        fps = float(fps or section(params, "grid.fps"))
+        record["grid"] = {"fps": fps}
+    elif corpus == "lip2wav":
+        presets = section(params, "lip2wav.presets")
+        if speaker not in presets:
+            raise ConfigError(f"params.yaml has no lip2wav preset for '{speaker}'; "
+                              f"known: {', '.join(sorted(presets))}")
+        preset = dict(presets[speaker])
+        fps = float(fps or preset["fps"])
+        crop = str(preset.get("crop", "full"))
+        preprocess["face_size_px"] = int(preset.get("face_size_px", preprocess["face_size_px"]))
+        preprocess["detector"] = str(preset.get("detector", "full_range"))
+        record["lip2wav"] = {"preset": preset}
+    elif fps is None:
+        raise ConfigError(f"corpus '{corpus}' has no params section: give --fps")
+    settings = VideoSettings(fps=float(fps), preprocess=preprocess, features=features,
+                             crop_region=crop)
+    return settings, record

@@ -1,0 +1,247 @@
+"""One video in, its 3-second clips out: resample, track the face, crop, cut audio, featurise.
+
+This is the per-video unit of work that the ``prepare`` flow fans out (one Prefect task
+per video, never per frame). It streams: frames are decoded and buffered one clip
+(T frames) at a time, so memory is bounded by one clip whatever the video's length.
+Each kept clip is written as one ``.npy`` record in a work folder (docs/contracts.md section 2)
+and described by a clip-manifest row (section 3); a rejected clip or file gets a row
+with its reason instead. Bad input never raises out of :func:`preprocess_video`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lipflow.tasks.common.errors import ConfigError, LipflowError
+from lipflow.tasks.common.native_threads import one_native_thread
+from lipflow.tasks.contracts.clip_record import CLIP_SUFFIX, save_clip
+from lipflow.tasks.faces.crops import mouth_crop_size
+from lipflow.tasks.faces.detection import shared_detector
+from lipflow.tasks.faces.tracking import track_face, tracking_options
+from lipflow.tasks.faces.yuv_crops import face_crops_yuv, mouth_crops_yuv
+from lipflow.tasks.features.audio import mel_spectrogram, mfec_cube
+from lipflow.tasks.media.reading import clip_streams, probe
+from lipflow.tasks.media.yuv import RgbFrames
+from lipflow.tasks.prepare.windows import frames_per_clip, pad_samples, samples_per_clip
+
+#: Named crop regions applied before face detection, as fractions of the frame
+#: (x0, y0, x1, y1). ``chess`` is Lip2Wav's rows 270:460, cols 770:1130 of 1080p.
+CROP_REGIONS: dict[str, tuple[float, float, float, float]] = {
+    "full": (0.0, 0.0, 1.0, 1.0),
+    "bottom_right": (0.5, 0.5, 1.0, 1.0),
+    "chess": (770 / 1920, 270 / 1080, 1130 / 1920, 460 / 1080),
+}
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """Everything that decides how one corpus' videos become clips."""
+
+    fps: float
+    preprocess: Mapping[str, Any]
+    features: Mapping[str, Any]
+    crop_region: str = "full"
+
+    @property
+    def clip_seconds(self) -> float:
+        return float(self.preprocess.get("clip_seconds", 3))
+
+    @property
+    def sample_rate_hz(self) -> int:
+        return int(self.preprocess.get("sample_rate_hz", 16000))
+
+    @property
+    def min_clip_seconds(self) -> float:
+        return float(self.preprocess.get("min_clip_seconds", 1.0))
+
+
+def crop_box(region: str, width: int, height: int) -> tuple[int, int, int, int] | None:
+    """``(x, y, w, h)`` in pixels for a named region of a ``width`` x ``height`` frame.
+
+    Regions are fractions, so Lip2Wav's 1080p coordinates scale to the real resolution.
+    ``full`` returns None (no crop).
+    """
+    if region not in CROP_REGIONS:
+        raise ConfigError(f"unknown crop region {region!r}; known: {sorted(CROP_REGIONS)}")
+    if region == "full":
+        return None
+    x0, y0, x1, y1 = CROP_REGIONS[region]
+    left, top = round(x0 * width), round(y0 * height)
+    return left, top, round(x1 * width) - left, round(y1 * height) - top
+
+
+def clip_words(word_timings: Any, start_s: float, span_s: float) -> list[dict[str, Any]]:
+    """Words overlapping ``[start_s, start_s + span_s)``, re-timed to the clip and clamped."""
+    if word_timings is None or (isinstance(word_timings, float) and math.isnan(word_timings)):
+        return []
+    out = []
+    for item in word_timings:
+        word, w0, w1 = item["word"], float(item["start_s"]), float(item["end_s"])
+        if w1 <= start_s or w0 >= start_s + span_s:
+            continue
+        out.append({"word": word, "start_s": max(0.0, w0 - start_s),
+                    "end_s": min(span_s, w1 - start_s)})
+    return out
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def _base_row(record: Mapping[str, Any], fps: float) -> dict[str, Any]:
+    return {
+        "corpus": record["corpus"],
+        "speaker": record["speaker"],
+        "utterance_id": record["utterance_id"],
+        "language": record["language"],
+        "split": _text(record.get("split")),
+        "source_path": record["video_path"],
+        "fps": float(fps),
+    }
+
+
+def rejected_file_row(record: Mapping[str, Any], fps: float, reason: str) -> dict[str, Any]:
+    """A clip-manifest row recording that a whole file produced no clip, and why."""
+    return {
+        **_base_row(record, fps),
+        "clip_id": f"{record['speaker']}/{record['utterance_id']}/file",
+        "start_s": None, "end_s": None, "num_frames": 0, "num_samples": 0,
+        "valid_frames": 0, "valid_samples": 0, "detection_rate": None,
+        "mean_face_px": None, "keypoint_jitter": None, "transcript": None,
+        "word_timings": None, "kept": False, "reject_reason": reason, "store_index": -1,
+    }
+
+
+def frame_chunks(frames: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    """Group decoded frames' images into lists of ``size`` (the last may be shorter)."""
+    chunk: list[Any] = []
+    for frame in frames:
+        chunk.append(frame.image)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def preprocess_video(record: Mapping[str, Any], raw_root: Path, work_dir: Path,
+                     settings: VideoSettings) -> list[dict[str, Any]]:
+    """Cut one raw-manifest video into clips; return their clip-manifest rows.
+
+    Kept rows carry ``clip_path`` (the clip's arrays in ``work_dir``); ``store_index`` is
+    assigned later, when the store is written. Media problems become one rejected row.
+    """
+    with one_native_thread():
+        try:
+            return list(_clips_of_video(record, Path(raw_root), Path(work_dir), settings))
+        except LipflowError as err:
+            return [rejected_file_row(record, settings.fps, str(err))]
+
+
+def _clips_of_video(record: Mapping[str, Any], raw_root: Path, work_dir: Path,
+                    settings: VideoSettings) -> Iterator[dict[str, Any]]:
+    video = raw_root / record["video_path"]
+    pre = settings.preprocess
+    fps, sr = settings.fps, settings.sample_rate_hz
+    clip_frames = frames_per_clip(fps, settings.clip_seconds)
+    clip_samples = samples_per_clip(sr, settings.clip_seconds)
+    mouth_h, mouth_w = mouth_crop_size(pre)
+    face_px = int(pre.get("face_size_px", 96))
+    margin = float(pre.get("face_margin", 0.25))
+    track_opts = tracking_options(pre)
+    crop = None
+    if settings.crop_region != "full":  # only a crop needs the frame size before decoding
+        info = probe(video)
+        crop = crop_box(settings.crop_region, info.width, info.height)
+    transcript_words = record.get("word_timings")
+    produced = 0
+
+    detector = shared_detector(dict(pre))
+    # One open and one demux pass for both streams; a file that is not media, or has no
+    # video or audio stream, fails here with a MediaError (a rejected-file row).
+    with clip_streams(video, fps, clip_samples, sr, crop=crop, pixels="yuv") as (
+        frames_in, blocks
+    ):
+        for k, chunk in enumerate(frame_chunks(frames_in, clip_frames)):
+            valid_frames = len(chunk)
+            block = next(blocks, np.zeros(0, dtype=np.int16))
+            if valid_frames / fps < settings.min_clip_seconds - 1e-9:
+                break
+            start_frame = k * clip_frames
+            start_s = start_frame / fps
+            words = clip_words(transcript_words, start_s, settings.clip_seconds)
+            row = {
+                **_base_row(record, fps),
+                "clip_id": f"{record['speaker']}/{record['utterance_id']}/{start_frame}",
+                "start_s": start_s,
+                "end_s": (start_frame + valid_frames) / fps,
+                "num_frames": clip_frames, "num_samples": clip_samples,
+                "valid_frames": valid_frames, "valid_samples": int(min(len(block), clip_samples)),
+                "transcript": " ".join(w["word"] for w in words) or None,
+                "word_timings": words or None,
+            }
+            produced += 1
+            # Frames stay 4:2:0 plane views of the decoder's buffers (lipflow.tasks.media.yuv):
+            # only the few the detector looks at become RGB. A short last clip repeats
+            # its last frame. At 720p a clip buffer is ~125 MB, so it is dropped before
+            # the next decode.
+            frames = chunk + [chunk[-1]] * (clip_frames - valid_frames)
+            del chunk
+            track = track_face(RgbFrames(frames), detector, valid_frames=valid_frames,
+                               **track_opts)
+            row.update(detection_rate=float(track.detection_rate),
+                       mean_face_px=_finite(track.mean_face_px),
+                       keypoint_jitter=_finite(track.keypoint_jitter))
+            if not track.kept:
+                del frames
+                yield {**row, "kept": False, "reject_reason": track.reject_reason,
+                       "store_index": -1}
+                continue
+            wav = pad_samples(block[:clip_samples].astype(np.int16), clip_samples)
+            arrays = {
+                "face": face_crops_yuv(frames, track.boxes, face_px, margin),
+                "mouth": mouth_crops_yuv(frames, track.keypoints, mouth_h, mouth_w),
+                "wav": wav,
+                "mel": mel_spectrogram(wav, settings.features.get("mel")),
+                "mfec": mfec_cube(wav, settings.features.get("mfec")),
+                "valid_frames": np.int64(valid_frames),
+                "valid_samples": np.int64(row["valid_samples"]),
+            }
+            del frames
+            clip_file = work_dir / (f"{record['speaker']}__{record['utterance_id']}__"
+                                    f"{start_frame}{CLIP_SUFFIX}")
+            save_clip(clip_file, arrays)
+            del arrays
+            yield {**row, "kept": True, "reject_reason": None, "store_index": -1,
+                   "clip_path": str(clip_file)}
+    if produced == 0:
+        yield rejected_file_row(
+            record, fps, f"{video}: shorter than {settings.min_clip_seconds:g} s of video"
+        )
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def order_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Kept clips first, in clip-id order, numbered 0..N-1; then rejections.
+
+    So row *i* of the manifest is clip *i* of the store (docs/contracts.md section 3),
+    and the order does not depend on which worker finished first.
+    """
+    def key(row: Mapping[str, Any]) -> tuple[str, str, int]:
+        start = row["clip_id"].rsplit("/", 1)[-1]
+        return (row["speaker"], row["utterance_id"], int(start) if start.isdigit() else -1)
+
+    kept = sorted((dict(r) for r in rows if r["kept"]), key=key)
+    rejected = sorted((dict(r) for r in rows if not r["kept"]), key=key)
+    for i, row in enumerate(kept):
+        row["store_index"] = i
+    return kept + rejected

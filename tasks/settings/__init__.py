@@ -1,0 +1,1 @@
+"""Where the project lives and what ``params.yaml`` says (the typed settings schema)."""

@@ -1,0 +1,63 @@
+"""Where the project lives and what ``params.yaml`` says.
+
+Every command and test resolves paths against the *project root*: the nearest folder,
+from the working directory upwards, that holds ``params.yaml`` (a DVC project keeps it
+next to ``dvc.yaml``). ``LIPFLOW_ROOT`` overrides the search, which tests use to point
+at a temporary copy of the project.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lipflow.tasks.common.errors import ConfigError
+
+PARAMS_FILE = "params.yaml"
+
+
+def project_root(start: Path | None = None) -> Path:
+    """Return the project root (see module docstring); the working directory if none."""
+    env = os.environ.get("LIPFLOW_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / PARAMS_FILE).is_file():
+            return folder
+    return here
+
+
+def load_params(path: Path | None = None) -> dict[str, Any]:
+    """Read ``params.yaml`` (the project's, unless ``path`` names another)."""
+    params_path = path or project_root() / PARAMS_FILE
+    if not params_path.is_file():
+        raise ConfigError(f"no {PARAMS_FILE} at {params_path}; run lipflow inside the project")
+    try:
+        with params_path.open(encoding="utf-8") as handle:
+            data = yaml.safe_load(handle) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{params_path} is not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{params_path} must hold a mapping at the top level")
+    return data
+
+
+def section(params: Mapping[str, Any], dotted: str) -> Any:
+    """Return ``params['a']['b']`` for ``dotted='a.b'``, with a clear error when absent."""
+    node: Any = params
+    for key in dotted.split("."):
+        if not isinstance(node, Mapping) or key not in node:
+            raise ConfigError(f"params.yaml has no '{dotted}' (missing '{key}')")
+        node = node[key]
+    return node
+
+
+def resolve(path: str | Path, root: Path | None = None) -> Path:
+    """Resolve a params path (relative to the project root) to an absolute path."""
+    p = Path(path)
+    return p if p.is_absolute() else (root or project_root()) / p
