@@ -230,18 +230,14 @@ def prepare(
     progress: ProgressOption = None,
 ) -> None:
     """Preprocess videos and extract features into one Zarr store per speaker."""
-    from lipflow.flows.prepare import prepare_flow
-    from lipflow.tasks.prepare.settings import corpus_roots, speaker_settings
+    from lipflow.tasks.prepare.speaker import speaker_jobs
     from lipflow.tasks.settings.project import project_root
 
-    params = load_params()
-    raw_root, features_root = corpus_roots(params, corpus, root, out)
-    per_speaker = {s: speaker_settings(params, corpus, s, fps) for s in speakers}
-    settings = {s: v[0] for s, v in per_speaker.items()}
-    record = per_speaker[speakers[0]][1]
+    jobs = speaker_jobs(load_params(), corpus, speakers, root, out, fps)  # errors before Prefect
+    from lipflow.flows.prepare import prepare_flow
+
     flow_run = _on_runner(prepare_flow, runner, address, max_workers)
-    for store in flow_run(corpus, speakers, raw_root, features_root, settings, record,
-                          project_root(), progress):
+    for store in flow_run(jobs, project_root(), progress):
         typer.echo(f"wrote {store}")
 
 

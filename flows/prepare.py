@@ -1,15 +1,13 @@
 """The prepare flow: raw manifest -> per-video clips -> one Zarr store + clip manifest per speaker.
 
-One task per video (never per frame), fanned out on the configured task runner; work
-moves between tasks as paths and small rows, never as arrays. The store is written
-whole at the end (``lipflow.tasks.contracts.store.write_store``), through a temp path and a rename.
+Composition only: one task per video (never per frame), fanned out on the configured
+task runner; work moves between tasks as paths and small rows, never as arrays. What to
+prepare, the provenance each store records and the packing live in
+:mod:`lipflow.tasks.prepare.speaker`.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,26 +18,19 @@ from prefect.futures import as_completed
 from lipflow.flows.artifacts import publish_speaker_table, speaker_rows
 from lipflow.flows.progress import ProgressArtifact, bar
 from lipflow.flows.retries import retry_unless_deterministic
-from lipflow.tasks import __version__
-from lipflow.tasks.contracts.clip_manifest import write_clip_manifest
-from lipflow.tasks.contracts.raw_manifest import file_sha256, read_raw_manifest
-from lipflow.tasks.contracts.store import (
-    DEFAULT_CODEC,
-    DEFAULT_FRAMES_PER_CHUNK,
-    manifest_path_for,
-    write_store,
+from lipflow.tasks.contracts.raw_manifest import read_raw_manifest
+from lipflow.tasks.prepare.speaker import (
+    SpeakerJob,
+    git_revision,
+    pack_store,
+    remove_work_dir,
+    speaker_jobs,
+    store_attributes,
+    video_records,
+    work_dir_for,
 )
-from lipflow.tasks.prepare.video import VideoSettings, order_rows, preprocess_video
-
-
-def git_revision(root: Path) -> str:
-    """The commit the code and params came from (``unknown`` outside a git checkout)."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                             text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return out.stdout.strip()
+from lipflow.tasks.prepare.video import VideoSettings, preprocess_video
+from lipflow.tasks.settings.paths import clip_manifest_path
 
 
 @task(name="preprocess-video", retries=1, retry_condition_fn=retry_unless_deterministic,
@@ -50,23 +41,11 @@ def preprocess_video_task(record: dict[str, Any], raw_root: Path, work_dir: Path
     return preprocess_video(record, raw_root, work_dir, settings)
 
 
-@task(name="write-speaker-store", task_run_name="write-store-{speaker}")
-def write_speaker_store(speaker: str, rows: Sequence[Mapping[str, Any]], store: Path,
-                        attrs: Mapping[str, Any], store_params: Mapping[str, Any],
-                        progress: bool | None) -> Path:
-    """Order the rows, pack kept clips into the store, then write the manifest beside it."""
-    ordered = order_rows(rows)
-    kept = [Path(r["clip_path"]) for r in ordered if r["kept"]]
-    write_store(kept, store, attrs=attrs,
-                clips_per_shard=int(store_params.get("clips_per_shard", 64)),
-                compressor_level=int(store_params.get("compressor_level", 3)),
-                codec=str(store_params.get("codec", DEFAULT_CODEC)),
-                frames_per_chunk=int(store_params.get("frames_per_chunk",
-                                                      DEFAULT_FRAMES_PER_CHUNK)),
-                progress=progress)
-    write_clip_manifest([{k: v for k, v in r.items() if k != "clip_path"} for r in ordered],
-                        manifest_path_for(store))
-    return store
+@task(name="write-speaker-store", task_run_name="write-store-{job.speaker}")
+def write_speaker_store(job: SpeakerJob, rows: Sequence[Mapping[str, Any]],
+                        attrs: Mapping[str, Any], progress: bool | None) -> Path:
+    """Pack this speaker's kept clips into its store and write the clip manifest beside it."""
+    return pack_store(job, rows, attrs, progress)
 
 
 def preprocess_videos(records: Sequence[Mapping[str, Any]], raw_root: Path, work_dir: Path,
@@ -105,42 +84,23 @@ def preprocess_flow(raw_manifest: Path, raw_root: Path, work_dir: Path, settings
 
 
 @flow(name="prepare", log_prints=True)
-def prepare_flow(corpus: str, speakers: list[str], raw_root: Path, features_root: Path,
-                 settings: dict[str, VideoSettings], params_record: dict[str, Any],
-                 project: Path, progress: bool | None = None) -> list[Path]:
-    """Prepare each speaker's store from its raw manifest (``raw_root/manifests/<spk>.parquet``).
-
-    ``settings`` maps speaker -> :class:`VideoSettings` (fps, crop region, params);
-    ``params_record`` is what the store's attributes record as the params that made it.
-    """
+def prepare_flow(jobs: list[SpeakerJob], project: Path,
+                 progress: bool | None = None) -> list[Path]:
+    """Prepare each speaker's store from its raw manifest; each records its own settings."""
     stores = []
     revision = git_revision(project)
-    for speaker in speakers:
-        raw_manifest = Path(raw_root) / "manifests" / f"{speaker}.parquet"
-        records = read_raw_manifest(raw_manifest).to_dict("records")
-        store = Path(features_root) / f"{speaker}.zarr"
-        store.parent.mkdir(parents=True, exist_ok=True)
-        work_dir = Path(tempfile.mkdtemp(prefix=f".{speaker}.work.", dir=store.parent))
+    for job in jobs:
+        work_dir = work_dir_for(job)
         try:
-            rows = preprocess_videos(records, Path(raw_root), work_dir, settings[speaker],
-                                     label=f"{corpus}/{speaker}", progress=progress)
-            attrs = {
-                "corpus": corpus,
-                "speaker": speaker,
-                "fps": settings[speaker].fps,
-                "params": params_record,
-                "lipflow_version": __version__,
-                "git_revision": revision,
-                "raw_manifest_sha256": file_sha256(raw_manifest),
-                "created_by": f"lipflow prepare {corpus} {speaker}",
-            }
-            stores.append(write_speaker_store(
-                speaker, rows, store, attrs, settings[speaker].features.get("store", {}),
-                progress))
+            rows = preprocess_videos(video_records(job), job.raw_root, work_dir, job.settings,
+                                     label=job.label, progress=progress)
+            stores.append(write_speaker_store(job, rows, store_attributes(job, revision),
+                                              progress))
         finally:
-            shutil.rmtree(work_dir, ignore_errors=True)
-    publish_speaker_table(speaker_rows([manifest_path_for(s) for s in stores]),
-                          key=f"{corpus}-speakers")
+            remove_work_dir(work_dir)
+    if jobs:
+        publish_speaker_table(speaker_rows([clip_manifest_path(s) for s in stores]),
+                              key=f"{jobs[0].corpus}-speakers")
     return stores
 
 
@@ -148,14 +108,9 @@ def prepare_flow(corpus: str, speakers: list[str], raw_root: Path, features_root
 def prepare_from_params_flow(corpus: str, speakers: list[str] | None = None,
                              root: str | None = None) -> list[Path]:
     """``prepare`` with everything taken from ``params.yaml`` (for deployments and the UI)."""
-    from lipflow.tasks.prepare.settings import corpus_roots, speaker_settings
     from lipflow.tasks.settings.project import load_params, project_root
 
     project = Path(root) if root else project_root()
     params = load_params(project / "params.yaml")
     speakers = speakers or list((params.get(corpus) or {}).get("speakers") or [])
-    raw_root, features_root = corpus_roots(params, corpus, None, None)
-    per_speaker = {s: speaker_settings(params, corpus, s) for s in speakers}
-    record = per_speaker[speakers[0]][1] if speakers else {}
-    return prepare_flow(corpus, speakers, raw_root, features_root,
-                        {s: v[0] for s, v in per_speaker.items()}, record, project)
+    return prepare_flow(speaker_jobs(params, corpus, speakers), project)

@@ -13,7 +13,7 @@ import zarr
 
 from lipflow.flows.prepare import prepare_flow
 from lipflow.tasks.contracts.raw_manifest import file_sha256, write_raw_manifest
-from lipflow.tasks.prepare.settings import speaker_settings
+from lipflow.tasks.prepare.speaker import speaker_jobs
 from lipflow.tasks.settings.project import load_params
 from tests.support.synthetic_media import (
     make_empty,
@@ -81,10 +81,10 @@ def prepared(bad_batch: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from prefect.task_runners import ThreadPoolTaskRunner
 
     params = load_params()
-    settings, record = speaker_settings(params, "grid", "s1")
     out = tmp_path_factory.mktemp("features")
+    jobs = speaker_jobs(params, "grid", ["s1"], bad_batch, out)
     flow = prepare_flow.with_options(task_runner=ThreadPoolTaskRunner(max_workers=2))
-    (store,) = flow("grid", ["s1"], bad_batch, out, {"s1": settings}, record, bad_batch, False)
+    (store,) = flow(jobs, bad_batch, False)
     return store
 
 

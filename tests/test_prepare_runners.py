@@ -11,16 +11,16 @@ import pytest
 from lipflow.flows.prepare import prepare_flow
 from lipflow.flows.runners import make_task_runner, tree_digest
 from lipflow.tasks.corpora.grid import download_grid
-from lipflow.tasks.prepare.settings import speaker_settings
+from lipflow.tasks.prepare.speaker import speaker_jobs
 from lipflow.tasks.settings.project import load_params
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 
 def prepare_with(kind: str, raw: Path, out: Path) -> Path:
-    settings, record = speaker_settings(load_params(), "grid", "s1")
+    jobs = speaker_jobs(load_params(), "grid", ["s1"], raw, out)
     flow = prepare_flow.with_options(task_runner=make_task_runner(kind, max_workers=2))
-    (store,) = flow("grid", ["s1"], raw, out, {"s1": settings}, record, raw, False)
+    (store,) = flow(jobs, raw, False)
     return store
 
 

@@ -35,6 +35,8 @@ def server(tmp_path_factory: pytest.TempPathFactory):
                 "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
                 "-c:a", "aac", "-movflags", "+faststart", str(folder / f"{long_id}.mp4")])
     make_faststart_mp4(GRID_CLIP, folder / f"{short_id}.mp4", fps="30000/1001")
+    (chess_id, _), = lip2wav_video_ids("chess", "test", limit=1)
+    make_faststart_mp4(GRID_CLIP, folder / f"{chess_id}.mp4", fps="30000/1001")
     server = Mp4Server(folder).start()
     server.ids = (long_id, short_id)
     yield server
@@ -69,6 +71,24 @@ def test_lip2wav_download_then_prepare_cuts_exact_90_frame_windows(
     store = zarr.open_group(out / "chem.zarr", mode="r")
     assert store["face"].shape == (len(kept), 90, 96, 96, 3)  # chem preset: 96 px faces
     assert store.attrs["params"]["lip2wav"]["preset"]["fps"] == 30
+
+
+def test_each_store_records_its_own_speakers_preset(server: Mp4Server, tmp_path: Path) -> None:
+    """`prepare lip2wav chem chess` in one call: chem's store says 96 px, chess's 48 px."""
+    import json
+
+    raw, out = tmp_path / "raw", tmp_path / "features"
+    for speaker, limit in (("chem", "1"), ("chess", "1")):
+        cli("download", "lip2wav", speaker, "--split", "test", "--limit", limit, "--root",
+            str(raw), "--url-template", server.url_template, "--no-progress")
+    cli("prepare", "lip2wav", "chem", "chess", "--root", str(raw), "--out", str(out),
+        "--runner", "thread", "--no-progress")
+    for speaker, face_px in (("chem", 96), ("chess", 48)):
+        report = json.loads(cli("audit", str(out / f"{speaker}.zarr"), "--format", "json"))
+        assert report["speaker"] == speaker
+        assert report["params"]["preprocess"]["face_size_px"] == face_px
+        assert report["params"]["lip2wav"]["preset"]["face_size_px"] == face_px
+        assert report["arrays"]["face"][2:4] == [face_px, face_px]
 
 
 def test_user_corpus_in_another_language_goes_through_unchanged(

@@ -53,6 +53,7 @@ from lipflow.tasks.common.errors import ArchiveError, ConfigError, LipflowError
 from lipflow.tasks.contracts.raw_manifest import file_sha256, read_raw_manifest, write_raw_manifest
 from lipflow.tasks.fetch.archives import safe_extract
 from lipflow.tasks.fetch.http import fetch
+from lipflow.tasks.settings.paths import raw_manifest_path
 from lipflow.tasks.settings.project import project_root
 
 log = logging.getLogger(__name__)
@@ -358,7 +359,7 @@ def _cache_key(kind: str, base: str | None) -> str:
 
 def manifest_path(root: Path, speaker: str) -> Path:
     """Where the raw manifest of ``speaker`` lives under ``root``."""
-    return Path(root) / "manifests" / f"{speaker}.parquet"
+    return raw_manifest_path(root, speaker)
 
 
 def _speaker_complete(root: Path, speaker: str, source_url: str) -> bool:

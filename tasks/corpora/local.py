@@ -27,7 +27,8 @@ import pyarrow.parquet as pq
 from lipflow.tasks.common.atomic import atomic_path, write_bytes_atomic
 from lipflow.tasks.common.errors import ConfigError
 from lipflow.tasks.contracts.raw_manifest import RAW_COLUMNS, file_sha256, write_raw_manifest
-from lipflow.tasks.corpora.youtube import MANIFESTS_DIR, check_language, check_name, manifest_path
+from lipflow.tasks.corpora.youtube import check_language, check_name, manifest_path
+from lipflow.tasks.settings.paths import MANIFESTS_DIR
 
 log = logging.getLogger(__name__)
 

@@ -37,10 +37,10 @@ from lipflow.tasks.fetch.youtube import (
     download_videos,
     read_done_manifest,
 )
+from lipflow.tasks.settings.paths import MANIFESTS_DIR, raw_manifest_path
 
 log = logging.getLogger(__name__)
 
-MANIFESTS_DIR = "manifests"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # BCP-47 shape (en, de, pt-BR, zh-Hant-TW, yue); not a registry lookup.
 _LANGUAGE_RE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$")
@@ -65,7 +65,7 @@ def check_language(code: str) -> str:
 
 def manifest_path(root: Path, speaker: str) -> Path:
     """Where the raw manifest of ``speaker`` lives under ``root``."""
-    return Path(root) / MANIFESTS_DIR / f"{speaker}.parquet"
+    return raw_manifest_path(root, speaker)
 
 
 def failures_path(root: Path, speaker: str) -> Path:
