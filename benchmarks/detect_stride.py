@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from lipflow.tasks.faces.detection import MOUTH_CENTRE, detector_from_params  # noqa: E402
 from lipflow.tasks.faces.tracking import FaceTrack, track_face, tracking_options  # noqa: E402
-from lipflow.tasks.media.reading import iter_frames, probe  # noqa: E402
+from lipflow.tasks.media.probe import probe  # noqa: E402
+from lipflow.tasks.media.video import iter_frames  # noqa: E402
 from lipflow.tasks.settings.project import load_params  # noqa: E402
 
 LIMIT_PCT = 2.0

@@ -6,7 +6,7 @@ Three ways through the same videos, interleaved in each round so a noisy, shared
 slows them alike; figures are medians over rounds, all measured in this one run:
 
 - **decode-only** (the floor): every video frame decoded with PyAV, as
-  ``lipflow.tasks.media.reading.count_frames`` does (no RGB conversion), plus every audio frame
+  ``lipflow.tasks.media.probe.count_frames`` does (no RGB conversion), plus every audio frame
   decoded.
 - **lipflow**: ``lipflow.tasks.prepare.video.preprocess_video`` with GRID's settings from
 params.yaml
@@ -50,7 +50,8 @@ from lipflow.tasks.common.executables import ffmpeg_exe
 from lipflow.tasks.faces.crops import face_crops
 from lipflow.tasks.faces.detection import detector_from_params
 from lipflow.tasks.faces.tracking import track_face, tracking_options
-from lipflow.tasks.media.reading import count_frames, iter_frames, probe
+from lipflow.tasks.media.probe import count_frames, probe
+from lipflow.tasks.media.video import iter_frames
 from lipflow.tasks.prepare.settings import speaker_settings
 from lipflow.tasks.prepare.video import VideoSettings, frame_chunks, preprocess_video
 from lipflow.tasks.prepare.windows import frames_per_clip

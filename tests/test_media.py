@@ -12,17 +12,11 @@ import numpy as np
 import pytest
 
 from lipflow.tasks.common.errors import MediaError
-from lipflow.tasks.media import reading as media
-from lipflow.tasks.media.reading import (
-    clip_streams,
-    count_frames,
-    frame_rgb,
-    iter_audio_blocks,
-    iter_frames,
-    probe,
-    read_audio,
-    resample_by_time,
-)
+from lipflow.tasks.media import audio, container
+from lipflow.tasks.media.audio import iter_audio_blocks, read_audio
+from lipflow.tasks.media.demux import clip_streams
+from lipflow.tasks.media.probe import count_frames, probe
+from lipflow.tasks.media.video import frame_rgb, iter_frames, resample_by_time
 from tests.support.synthetic_media import (
     make_audio_only,
     make_empty,
@@ -113,8 +107,8 @@ def test_grid_iter_frames_is_identity_at_25_fps(grid_files: list[Path]) -> None:
 def test_grid_audio_length_and_rate(grid_files: list[Path]) -> None:
     wav = read_audio(grid_files[0])
     assert wav.dtype == np.int16 and wav.ndim == 1
-    with av.open(str(grid_files[0])) as container:
-        native = sum(f.samples for f in container.decode(audio=0))
+    with av.open(str(grid_files[0])) as source:
+        native = sum(f.samples for f in source.decode(audio=0))
     # 131328 samples at 44.1 kHz = 2.978 s
     assert abs(len(wav) - native * SR / 44100) <= 2
     assert np.abs(wav.astype(np.int32)).max() > 1000  # speech, not silence
@@ -290,7 +284,7 @@ def test_unreadable_file(media_dir: Path, ntsc_mp4: Path, monkeypatch: pytest.Mo
     def denied(path: str, *args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied", path)
 
-    monkeypatch.setattr(media.av, "open", denied)
+    monkeypatch.setattr(container.av, "open", denied)
     with pytest.raises(MediaError, match="permission denied") as caught:
         probe(ntsc_mp4)
     assert str(ntsc_mp4) in str(caught.value)
@@ -407,8 +401,8 @@ def _audio_frame(samples: np.ndarray, fmt: str, layout: str, rate: int = 44100) 
 
 
 def _mono(frame: av.AudioFrame) -> tuple[str, list[np.ndarray], np.ndarray]:
-    name, channels = media.channel_arrays(frame)
-    return name, channels, media.mono_float(name, [[c] for c in channels])
+    name, channels = audio.channel_arrays(frame)
+    return name, channels, audio.mono_float(name, [[c] for c in channels])
 
 
 @pytest.mark.parametrize(
@@ -459,8 +453,8 @@ def test_64_bit_samples_go_through_ffmpeg_to_float(fmt: str) -> None:
 def test_mono_float_joins_each_channels_parts_in_order() -> None:
     first = _audio_frame(np.stack([LEFT[:3], RIGHT[:3]]), "s16p", "stereo")
     second = _audio_frame(np.stack([LEFT[3:], RIGHT[3:]]), "s16p", "stereo")
-    (_, a), (_, b) = media.channel_arrays(first), media.channel_arrays(second)
-    mono = media.mono_float("s16", [[a[0], b[0]], [a[1], b[1]]])
+    (_, a), (_, b) = audio.channel_arrays(first), audio.channel_arrays(second)
+    mono = audio.mono_float("s16", [[a[0], b[0]], [a[1], b[1]]])
     np.testing.assert_allclose(mono, MONO, atol=1e-6)
 
 
@@ -500,7 +494,7 @@ def test_resampled_tone_does_not_depend_on_batching(
     assert [len(b) for b in blocks] == [5000] * 6 + [2000]
     assert np.array_equal(np.concatenate(blocks), default)
     for batch in (1, 10**9):
-        monkeypatch.setattr(media, "RESAMPLE_BATCH_SAMPLES", batch)
+        monkeypatch.setattr(audio, "RESAMPLE_BATCH_SAMPLES", batch)
         # measured: identical (0 difference) for batches of 1, 1000, 16384 and 10**9
         assert np.abs(read_audio(tone_mkv, SR).astype(np.int32) - default).max() <= 1
 
@@ -558,7 +552,7 @@ def test_clip_streams_interleaved_clip_by_clip(ntsc_mp4: Path) -> None:
 def test_clip_streams_refuse_streams_too_far_apart(
     ntsc_mp4: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(media._PacketRouter, "MAX_QUEUED", 5)
+    monkeypatch.setattr(container._PacketRouter, "MAX_QUEUED", 5)
     with clip_streams(ntsc_mp4, 30, 8000) as (frames, blocks):
         with pytest.raises(MediaError, match="too far apart") as caught:
             list(blocks)  # reading all audio first queues the video packets

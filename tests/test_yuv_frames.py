@@ -1,7 +1,7 @@
 """4:2:0 frames (lipflow.tasks.media.yuv) and the crops cut from them
 (lipflow.tasks.faces.yuv_crops).
 
-The YUV path must give what the RGB path (lipflow.tasks.media.reading.frame_rgb +
+The YUV path must give what the RGB path (lipflow.tasks.media.video.frame_rgb +
 lipflow.tasks.faces.crops) gives, on
 real GRID frames: exactly for whole frames, within about a grey level for crops.
 """
@@ -19,7 +19,7 @@ import pytest
 from lipflow.tasks.faces.crops import face_crops, face_squares, mouth_crops
 from lipflow.tasks.faces.tracking import FaceTrack, track_face
 from lipflow.tasks.faces.yuv_crops import face_crops_yuv, mouth_crops_yuv
-from lipflow.tasks.media.reading import frame_rgb
+from lipflow.tasks.media.video import frame_rgb
 from lipflow.tasks.media.yuv import LUMA_TO_GREY, RgbFrames, YuvFrame, yuv_frame
 from tests.support.faces import SAMPLE_GRID, face_detector  # noqa: F401
 

@@ -32,7 +32,8 @@ from lipflow.tasks.common.executables import ffmpeg_exe
 from lipflow.tasks.faces.crops import mouth_crop_size, mouth_crops, mouth_rects
 from lipflow.tasks.faces.detection import detector_from_params
 from lipflow.tasks.faces.tracking import FaceTrack, track_face, tracking_options
-from lipflow.tasks.media.reading import iter_frames, probe
+from lipflow.tasks.media.probe import probe
+from lipflow.tasks.media.video import iter_frames
 from lipflow.tasks.settings.project import load_params
 
 # Output container -> ffmpeg encoder arguments. H.264 in yuv420p plays everywhere for

@@ -26,7 +26,8 @@ from lipflow.tasks.faces.detection import shared_detector
 from lipflow.tasks.faces.tracking import track_face, tracking_options
 from lipflow.tasks.faces.yuv_crops import face_crops_yuv, mouth_crops_yuv
 from lipflow.tasks.features.audio import mel_spectrogram, mfec_cube
-from lipflow.tasks.media.reading import clip_streams, probe
+from lipflow.tasks.media.demux import clip_streams
+from lipflow.tasks.media.probe import probe
 from lipflow.tasks.media.yuv import RgbFrames
 from lipflow.tasks.prepare.windows import frames_per_clip, pad_samples, samples_per_clip
 

@@ -2,7 +2,7 @@
 
 A clip is exactly ``T = fps * clip_seconds`` video frames and ``S = sample_rate_hz *
 clip_seconds`` audio samples, both starting at the same source time ``start_frame / fps``
-(the clock of :mod:`lipflow.tasks.media.reading`). Clips are consecutive and do not overlap, so
+(the clock of :mod:`lipflow.tasks.media.container`). Clips are consecutive and do not overlap, so
 clip ``k``
 starts at frame ``k * T`` and sample ``k * S``: integers even where one frame is not a
 whole number of samples (30 fps at 16 kHz is 533.3 samples a frame).
@@ -85,7 +85,7 @@ def clip_windows(
     Windows are consecutive from frame 0; the last one may be partial and is kept only
     when it holds at least ``min_valid_seconds`` of video (so a video shorter than that
     gives no clip). ``num_audio_samples`` is the length of the audio read on the same
-    clock (:func:`lipflow.tasks.media.reading.read_audio`); it sets each window's ``valid_samples``
+    clock (:func:`lipflow.tasks.media.audio.read_audio`); it sets each window's ``valid_samples``
     (clamped to ``[0, S]``). Without it the audio is assumed to cover the video exactly.
 
     GRID: 75 frames at 25 fps with 3 s clips give one window of 75 frames; with a 2.98 s
