@@ -17,84 +17,24 @@ Three tasks, in order:
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 
 from lipflow.tasks.common.errors import LipflowError
-from lipflow.tasks.ops.audit import dvc_command, run_dvc
-from lipflow.tasks.settings.project import load_params, resolve
-
-#: Corpora that ``refresh`` downloads, in order; each needs a ``lipflow download <corpus>``.
-REFRESH_CORPORA = ("grid", "lip2wav")
+from lipflow.tasks.common.executables import dvc_command
+from lipflow.tasks.ops.dvc import has_remote, run_logged
+from lipflow.tasks.ops.refresh import REFRESH_CORPORA, download_command, missing_speakers
+from lipflow.tasks.settings.project import load_params
 
 
 class RefreshError(LipflowError):
-    """A refresh step (download, dvc repro, dvc push) exited with an error."""
-
-
-def lipflow_command() -> list[str]:
-    """The ``lipflow`` CLI: the one beside this interpreter, else on PATH, else via Python."""
-    beside = Path(sys.executable).with_name("lipflow")
-    if beside.is_file():
-        return [str(beside)]
-    found = shutil.which("lipflow")
-    if found:
-        return [found]
-    return [sys.executable, "-c", "from lipflow.flows.cli import main; main()"]
-
-
-def missing_speakers(params: Mapping[str, Any], corpus: str, root: Path) -> list[str]:
-    """Configured speakers of ``corpus`` that have no raw manifest yet."""
-    conf = params.get(corpus) or {}
-    raw_root = resolve(conf.get("raw_root", f"data/raw/{corpus}"), root)
-    return [s for s in conf.get("speakers") or []
-            if not (raw_root / "manifests" / f"{s}.parquet").is_file()]
-
-
-def download_command(params: Mapping[str, Any], corpus: str, speakers: list[str],
-                     root: Path) -> list[str]:
-    """The ``lipflow download`` command line that fetches ``speakers`` of ``corpus``."""
-    conf = params.get(corpus) or {}
-    raw_root = resolve(conf.get("raw_root", f"data/raw/{corpus}"), root)
-    cmd = [*lipflow_command(), "download", corpus, *speakers, "--root", str(raw_root),
-           "--no-progress"]
-    if corpus == "grid":
-        cmd += ["--mirror", str(conf.get("mirror", "zenodo"))]
-    elif corpus == "lip2wav":
-        cmd += ["--split", str(conf.get("split", "test"))]
-        if conf.get("limit_videos"):  # 0 / null: every video of the list
-            cmd += ["--limit", str(int(conf["limit_videos"]))]
-    return cmd
+    """The refresh flow cannot run here (not the lipflow DVC project)."""
 
 
 def _run_logged(cmd: list[str], cwd: Path, what: str) -> str:
-    """Run ``cmd`` in ``cwd``; log its output; raise :class:`RefreshError` if it fails."""
-    logger = get_run_logger()
-    logger.info("%s: %s", what, " ".join(cmd))
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False,
-                            env=_tool_env())
-    output = (result.stdout + result.stderr).strip()
-    if output:
-        logger.info("%s output:\n%s", what, output[-20000:])
-    if result.returncode != 0:
-        raise RefreshError(f"{what} failed (exit {result.returncode}) in {cwd}: "
-                           f"{' '.join(cmd)}\n{output[-2000:]}")
-    return output
-
-
-def _tool_env() -> dict[str, str]:
-    import os
-
-    env = dict(os.environ)
-    env["DVC_NO_ANALYTICS"] = "1"
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
+    return run_logged(cmd, cwd, what, log=get_run_logger().info)
 
 
 @task(name="refresh-download", task_run_name="download-missing")
@@ -122,8 +62,7 @@ def dvc_repro(root: Path) -> str:
 @task(name="refresh-dvc-push", task_run_name="dvc-push")
 def dvc_push(root: Path) -> bool:
     """``dvc push`` when a remote is configured; returns whether it pushed."""
-    remotes = run_dvc(["remote", "list"], Path(root)).strip()
-    if not remotes:
+    if not has_remote(Path(root)):
         get_run_logger().info("no DVC remote configured (dvc remote add -d ...); not pushing")
         return False
     _run_logged([*dvc_command(), "push"], Path(root), "dvc push")

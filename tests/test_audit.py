@@ -15,7 +15,7 @@ from lipflow.tasks.ops.audit import (
     render,
     render_store,
 )
-from tests.support.git_repo import commit_all, dvc, make_toy_project, set_param
+from tests.support.git_repo import commit_all, dvc, git, make_toy_project, set_param
 
 STORE = "data/features/toy/s1.zarr"
 
@@ -99,3 +99,17 @@ def test_diff_mappings_is_key_by_key():
         "d": {"old": "x", "new": None},
         "e": {"old": None, "new": True},
     }
+
+
+def test_fresh_clone_says_outputs_are_not_built(toy_repo, tmp_path):
+    """A clone where nothing was ever built: outputs are 'not built', never 'deleted'."""
+    repo, _, _ = toy_repo
+    fresh = tmp_path / "fresh"
+    git("clone", "-q", str(repo), str(fresh), cwd=tmp_path)
+    (fresh / "dvc.lock").unlink()  # as in lipflow's own repo: no lock committed
+    commit_all(fresh, "no lock")
+    report = audit_revisions("HEAD", None, fresh)
+    assert report.outputs["deleted"] == [] and report.stores == []
+    assert f"{STORE}" in report.outputs["not_built"]
+    md = render(report)
+    assert "**not built** in the workspace" in md and "PathMissingError" not in md

@@ -32,7 +32,8 @@ def test_push_then_pull_in_a_fresh_clone_is_byte_identical(tmp_path):
 
 
 def test_refresh_flow_repros_and_pushes_to_the_remote(prefect_harness, tmp_path):
-    from lipflow.flows.refresh import download_command, missing_speakers, refresh_flow
+    from lipflow.flows.refresh import refresh_flow
+    from lipflow.tasks.ops.refresh import download_command, missing_speakers
 
     repo, remote = tmp_path / "repo", tmp_path / "remote"
     make_toy_project(repo)

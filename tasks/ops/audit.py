@@ -23,10 +23,7 @@ is a documented interface; ``dvc.repo.Repo`` methods change between releases.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +32,7 @@ from typing import Any, Literal
 import yaml
 
 from lipflow.tasks.common.errors import LipflowError
+from lipflow.tasks.ops.dvc import ToolError, dvc_json
 
 #: Store attributes shown in reports, in this order (``params`` is shown separately).
 STORE_FIELDS = ("corpus", "speaker", "fps", "git_revision", "lipflow_version",
@@ -45,39 +43,44 @@ class AuditError(LipflowError):
     """DVC or git could not answer (not a DVC project, unknown revision, DVC failure)."""
 
 
-def dvc_command() -> list[str]:
-    """The ``dvc`` executable: the one beside this interpreter, else on PATH, else ``-m dvc``."""
-    beside = Path(sys.executable).with_name("dvc")
-    if beside.is_file():
-        return [str(beside)]
-    found = shutil.which("dvc")
-    return [found] if found else [sys.executable, "-m", "dvc"]
-
-
-def run_dvc(args: Sequence[str], repo: Path) -> str:
-    """Run ``dvc ARGS`` in ``repo`` (analytics off) and return stdout, or raise AuditError."""
-    env = dict(os.environ, DVC_NO_ANALYTICS="1")
-    try:
-        result = subprocess.run([*dvc_command(), *args], cwd=repo, env=env, check=False,
-                                capture_output=True, text=True)
-    except OSError as err:
-        raise AuditError(f"cannot run dvc in {repo}: {err}") from err
-    if result.returncode != 0:
-        msg = (result.stderr or result.stdout).strip().splitlines()
-        raise AuditError(f"dvc {' '.join(args)} failed in {repo}: "
-                         f"{msg[-1] if msg else 'exit ' + str(result.returncode)}")
-    return result.stdout
-
-
 def _dvc_json(args: Sequence[str], repo: Path) -> dict[str, Any]:
-    out = run_dvc([*args, "--json"], repo).strip()
-    if not out:
-        return {}
     try:
-        return json.loads(out)
-    except json.JSONDecodeError as err:
-        raise AuditError(f"dvc {' '.join(args)} printed something that is not JSON: "
-                         f"{out[:200]}") from err
+        return dvc_json(args, repo)
+    except ToolError as err:
+        raise AuditError(str(err)) from None
+
+
+def _lock_outputs_at(repo: Path, rev: str) -> set[str]:
+    """Output paths that ``dvc.lock`` records at git revision ``rev`` (empty: no lock)."""
+    result = subprocess.run(["git", "show", f"{rev}:dvc.lock"], cwd=repo, capture_output=True,
+                            text=True, check=False)
+    if result.returncode != 0:
+        return set()
+    data = yaml.safe_load(result.stdout) or {}
+    return {str(out.get("path", "")).rstrip("/")
+            for stage in (data.get("stages") or {}).values() for out in stage.get("outs") or []}
+
+
+def _split_not_built(repo: Path, outputs: dict[str, list[str]], rev_a: str,
+                     rev_b: str | None) -> None:
+    """Move "deleted" outputs that were never built on either side to ``not_built``.
+
+    Against the workspace, ``dvc diff`` calls every declared output that is absent
+    "deleted", even in a fresh clone where nothing was ever built (no ``dvc.lock`` entry
+    at ``rev_a`` either). Those are not changes: they are outputs still to be built.
+    """
+    outputs.setdefault("not_built", [])
+    if rev_b is not None:
+        return
+    recorded = _lock_outputs_at(repo, rev_a)
+    still_deleted = []
+    for path in outputs.get("deleted", []):
+        bare = path.split(" (")[0].rstrip("/")
+        if bare not in recorded and not (repo / bare).exists():
+            outputs["not_built"].append(bare)
+        else:
+            still_deleted.append(path)
+    outputs["deleted"] = still_deleted
 
 
 def _revs(rev_a: str, rev_b: str | None) -> list[str]:
@@ -311,6 +314,7 @@ def audit_revisions(rev_a: str = "HEAD", rev_b: str | None = None,
     params = _dvc_json(["params", "diff", *revs], repo)
     metrics = _dvc_json(["metrics", "diff", *revs], repo)
     outputs = _output_paths(_dvc_json(["diff", *revs], repo))
+    _split_not_built(repo, outputs, rev_a, rev_b)
     return AuditReport(rev_a=rev_a, rev_b=rev_b, params=params, metrics=metrics,
                        outputs=outputs, stores=_store_changes(repo, outputs, rev_a, rev_b))
 
@@ -349,8 +353,14 @@ def _render_md(report: AuditReport) -> str:
 
     lines += ["", "## Data outputs", ""]
     any_output = False
+    not_built = report.outputs.get("not_built") or []
+    if not_built:
+        lines.append(f"- **not built** in the workspace ({len(not_built)} outputs, none recorded "
+                     f"at {report.rev_a} either): `dvc repro` builds them, `dvc pull` fetches "
+                     "them from a remote")
+        any_output = True
     for kind, paths in report.outputs.items():
-        if paths:
+        if paths and kind != "not_built":
             any_output = True
             lines.append(f"- **{kind.replace('_', ' ')}**: " + ", ".join(f"`{p}`" for p in paths))
     if not any_output:
