@@ -12,6 +12,7 @@ from lipflow.tasks.prepare.windows import (
     pad_frames,
     pad_samples,
     samples_per_clip,
+    window_at,
 )
 
 
@@ -93,3 +94,20 @@ def test_pad_samples_zero_pads() -> None:
     assert not padded[47680:].any()
     with pytest.raises(ValueError, match="do not fit"):
         pad_samples(wav, 100)
+
+
+@pytest.mark.parametrize(("num_frames", "fps", "audio"), [(75, 25, 47680), (200, 30, 106000),
+                                                          (20, 25, 0), (180, 30, None)])
+def test_streaming_rule_is_the_whole_video_rule(num_frames, fps, audio):
+    """The preprocessor calls window_at clip by clip; clip_windows is the same rule whole."""
+    whole = clip_windows(num_frames, fps, 3, min_valid_seconds=1.0, num_audio_samples=audio)
+    t, s = frames_per_clip(fps, 3), samples_per_clip(16000, 3)
+    total = audio if audio is not None else int(num_frames * 16000 / fps)
+    streamed = []
+    for k in range(-(-num_frames // t)):
+        window = window_at(k, min(t, num_frames - k * t), min(s, total - k * s), fps, 3,
+                           min_valid_seconds=1.0)
+        if window is None:
+            break
+        streamed.append(window)
+    assert streamed == whole

@@ -29,7 +29,12 @@ from lipflow.tasks.features.audio import mel_spectrogram, mfec_cube
 from lipflow.tasks.media.demux import clip_streams
 from lipflow.tasks.media.probe import probe
 from lipflow.tasks.media.yuv import RgbFrames
-from lipflow.tasks.prepare.windows import frames_per_clip, pad_samples, samples_per_clip
+from lipflow.tasks.prepare.windows import (
+    frames_per_clip,
+    pad_samples,
+    samples_per_clip,
+    window_at,
+)
 
 #: Named crop regions applied before face detection, as fractions of the frame
 #: (x0, y0, x1, y1). ``chess`` is Lip2Wav's rows 270:460, cols 770:1130 of 1080p.
@@ -172,18 +177,19 @@ def _clips_of_video(record: Mapping[str, Any], raw_root: Path, work_dir: Path,
         for k, chunk in enumerate(frame_chunks(frames_in, clip_frames)):
             valid_frames = len(chunk)
             block = next(blocks, np.zeros(0, dtype=np.int16))
-            if valid_frames / fps < settings.min_clip_seconds - 1e-9:
+            window = window_at(k, valid_frames, len(block), fps, settings.clip_seconds,
+                               min_valid_seconds=settings.min_clip_seconds, sample_rate_hz=sr)
+            if window is None:
                 break
-            start_frame = k * clip_frames
-            start_s = start_frame / fps
-            words = clip_words(transcript_words, start_s, settings.clip_seconds)
+            start_frame = window.start_frame
+            words = clip_words(transcript_words, window.start_s, settings.clip_seconds)
             row = {
                 **_base_row(record, fps),
                 "clip_id": f"{record['speaker']}/{record['utterance_id']}/{start_frame}",
-                "start_s": start_s,
-                "end_s": (start_frame + valid_frames) / fps,
-                "num_frames": clip_frames, "num_samples": clip_samples,
-                "valid_frames": valid_frames, "valid_samples": int(min(len(block), clip_samples)),
+                "start_s": window.start_s,
+                "end_s": window.end_s,
+                "num_frames": window.num_frames, "num_samples": window.num_samples,
+                "valid_frames": valid_frames, "valid_samples": window.valid_samples,
                 "transcript": " ".join(w["word"] for w in words) or None,
                 "word_timings": words or None,
             }

@@ -102,26 +102,47 @@ def clip_windows(
     )
     windows: list[ClipWindow] = []
     for k in range(math.ceil(num_frames / t)):
-        start_frame = k * t
-        valid_frames = min(t, num_frames - start_frame)
-        if valid_frames / fps < min_valid_seconds - 1e-9:
+        window = window_at(k, min(t, num_frames - k * t), total_samples - k * s, fps,
+                           clip_seconds, min_valid_seconds=min_valid_seconds,
+                           sample_rate_hz=sample_rate_hz)
+        if window is None:
             break
-        start_s = start_frame / fps
-        start_sample = k * s
-        windows.append(
-            ClipWindow(
-                index=k,
-                start_frame=start_frame,
-                num_frames=t,
-                valid_frames=valid_frames,
-                start_s=start_s,
-                end_s=(start_frame + valid_frames) / fps,
-                start_sample=start_sample,
-                num_samples=s,
-                valid_samples=max(0, min(s, total_samples - start_sample)),
-            )
-        )
+        windows.append(window)
     return windows
+
+
+def window_at(
+    k: int,
+    valid_frames: int,
+    available_samples: int,
+    fps: float,
+    clip_seconds: float,
+    *,
+    min_valid_seconds: float,
+    sample_rate_hz: int = 16000,
+) -> ClipWindow | None:
+    """Window ``k`` of a video, given how many frames and samples it really holds.
+
+    The one window rule: used whole-video by :func:`clip_windows` and clip by clip by the
+    streaming preprocessor (which learns ``valid_frames`` and ``available_samples`` as it
+    decodes). ``None`` when the window holds less than ``min_valid_seconds`` of video.
+    """
+    t = frames_per_clip(fps, clip_seconds)
+    s = samples_per_clip(sample_rate_hz, clip_seconds)
+    if valid_frames / fps < min_valid_seconds - 1e-9:
+        return None
+    start_frame = k * t
+    return ClipWindow(
+        index=k,
+        start_frame=start_frame,
+        num_frames=t,
+        valid_frames=valid_frames,
+        start_s=start_frame / fps,
+        end_s=(start_frame + valid_frames) / fps,
+        start_sample=k * s,
+        num_samples=s,
+        valid_samples=max(0, min(s, available_samples)),
+    )
 
 
 def pad_frames(frames: np.ndarray | Sequence[np.ndarray], num_frames: int) -> np.ndarray:
