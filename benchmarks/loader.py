@@ -9,8 +9,8 @@ Lip2Wav's preprocessing saves it); its loader reads the window's JPEGs and the m
 
 Zarr is measured in ``--variants``, each ``codec/frames_per_chunk/reader``: the store's
 ``features.store.codec`` and ``frames_per_chunk`` (0: one chunk per clip), read either
-``direct`` (the Dataset's default, :class:`lipflow.tasks.contracts.store.ClipReader`) or through
-``zarr``
+``direct`` (the Dataset's default,
+:class:`lipflow.tasks.contracts.store_reader.ClipReader`) or through ``zarr``
 (``zarr.Array`` indexing, the Dataset's ``reader="zarr"``). The default list holds the
 shipped layout (``lz4/5/direct``), the layout and reader before it (``zstd/0/zarr``) and
 the steps between. 25-frame windows start every ``--stride`` (7) frames, so most of them
@@ -50,7 +50,8 @@ sys.path.insert(0, str(ROOT))
 
 from lipflow.models.dataset import ClipWindowDataset  # noqa: E402
 from lipflow.tasks.contracts.clip_manifest import write_clip_manifest  # noqa: E402
-from lipflow.tasks.contracts.store import CODECS, manifest_path_for, write_store  # noqa: E402
+from lipflow.tasks.contracts.store_layout import CODECS, manifest_path_for  # noqa: E402
+from lipflow.tasks.contracts.store_writer import write_store  # noqa: E402
 
 SAMPLE = ROOT / "data" / "samples" / "grid"
 DEFAULT_VARIANTS = "lz4/5/direct,lz4/0/direct,zstd/0/direct,none/5/direct,lz4/5/zarr,zstd/0/zarr"
@@ -61,7 +62,8 @@ FACE_BOX = (110, 40, 250, 180)  # x0, y0, x1, y1 in the 360 x 288 GRID frame: th
 def _features(wav: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mel and MFEC from lipflow's extractors when present, else shaped stand-ins."""
     try:
-        from lipflow.tasks.features.audio import mel_spectrogram, mfec_cube
+        from lipflow.tasks.features.mel import mel_spectrogram
+        from lipflow.tasks.features.mfec import mfec_cube
 
         return mel_spectrogram(wav).astype(np.float32), mfec_cube(wav).astype(np.float32)
     except Exception as err:  # noqa: BLE001 - a benchmark must still run without them

@@ -26,10 +26,10 @@ the end (only ever the clip's last 20 ms) repeats the last frame (edge padding).
 Arrays are opened lazily, once per process, on the first ``__getitem__``: open handles
 are never pickled (``__getstate__`` drops them), so the dataset works with
 ``DataLoader(num_workers=...)`` under both fork and spawn. Each array is read through
-:class:`lipflow.tasks.contracts.store.ClipReader` (one ``pread`` per read, one decode per chunk,
-shard indexes
-cached; zarr's own ``array[i]`` costs ~1 ms of overhead per call, more than the decode),
-falling back to a plain ``zarr.Array`` for a layout that reader does not know.
+:class:`lipflow.tasks.contracts.store_reader.ClipReader` (one ``pread`` per read, one decode
+per chunk, shard indexes cached; zarr's own ``array[i]`` costs ~1 ms of overhead per call,
+more than the decode), falling back to a plain ``zarr.Array`` for a layout that reader does
+not know.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ from torch.utils.data import Dataset
 
 from lipflow.tasks.common.errors import LipflowError
 from lipflow.tasks.contracts.clip_manifest import read_clip_manifest
-from lipflow.tasks.contracts.store import ClipReader, StoreError, manifest_path_for, read_store
+from lipflow.tasks.contracts.store_layout import StoreError, manifest_path_for
+from lipflow.tasks.contracts.store_reader import ClipReader, read_store
 
 STREAMS = ("video", "mel", "mfec", "wav")
 DEFAULT_HOP_SAMPLES = 200
@@ -147,9 +148,9 @@ class ClipWindowDataset(Dataset):
     window yield none. ``splits`` keeps rows whose manifest ``split`` is listed;
     ``split_filter``, a function of the manifest DataFrame returning a boolean mask,
     filters further (e.g. ``lambda m: m.detection_rate > 0.95``). ``reader="zarr"`` reads
-    through ``zarr.Array`` instead of :class:`~lipflow.tasks.contracts.store.ClipReader` (same
-    values,
-    ~1 ms slower per array per item; for comparison, or a layout of another writer).
+    through ``zarr.Array`` instead of
+    :class:`~lipflow.tasks.contracts.store_reader.ClipReader` (same values, ~1 ms slower per
+    array per item; for comparison, or a layout of another writer).
     """
 
     def __init__(

@@ -16,7 +16,8 @@ import torch
 from lipflow.models.nets.avsync import sync_offsets
 from lipflow.models.training import load_model
 from lipflow.tasks.contracts.clip_manifest import read_clip_manifest, write_clip_manifest
-from lipflow.tasks.contracts.store import manifest_path_for, read_store
+from lipflow.tasks.contracts.store_layout import manifest_path_for
+from lipflow.tasks.contracts.store_reader import read_store
 
 
 def score_store(store: Path, checkpoint: Path, max_offset_frames: int = 15) -> Path:

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from lipflow.models.dataset import ClipWindowDataset, DatasetError, loader_start_method
 from lipflow.tasks.contracts.clip_record import load_clip
-from lipflow.tasks.contracts.store import manifest_path_for
+from lipflow.tasks.contracts.store_layout import manifest_path_for
 from tests.support.clips import build_store
 
 

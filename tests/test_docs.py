@@ -9,7 +9,7 @@ import yaml
 
 from lipflow.tasks.contracts.clip_manifest import CLIP_COLUMNS
 from lipflow.tasks.contracts.raw_manifest import RAW_COLUMNS
-from lipflow.tasks.contracts.store import ARRAY_DTYPES
+from lipflow.tasks.contracts.store_layout import ARRAY_DTYPES
 
 #: Below these keys the values are presets documented as a group, not one by one.
 GROUPS = ("lip2wav.presets", "features.mel", "features.mfec", "features.store",

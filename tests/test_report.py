@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lipflow.tasks.contracts.store import read_clip_manifest
+from lipflow.tasks.contracts.clip_manifest import read_clip_manifest
 from lipflow.tasks.ops.report import ReportError, build_report, speaker_summary
 from tests.support.clips import build_store
 

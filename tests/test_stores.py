@@ -14,15 +14,9 @@ from zarr.codecs import BloscCodec, ZstdCodec
 from lipflow.tasks.contracts.clip_manifest import CLIP_SCHEMA, write_clip_manifest
 from lipflow.tasks.contracts.clip_record import ClipFile, load_clip, save_clip
 from lipflow.tasks.contracts.raw_manifest import ManifestError
-from lipflow.tasks.contracts.store import (
-    ARRAY_DTYPES,
-    ClipReader,
-    StoreError,
-    manifest_path_for,
-    read_store,
-    store_summary,
-    write_store,
-)
+from lipflow.tasks.contracts.store_layout import ARRAY_DTYPES, StoreError, manifest_path_for
+from lipflow.tasks.contracts.store_reader import ClipReader, read_store, store_summary
+from lipflow.tasks.contracts.store_writer import write_store
 from tests.support.clips import build_store, clip_rows, store_attrs, write_fake_clips
 
 
@@ -35,7 +29,7 @@ def test_layout_read_back_with_plain_zarr_and_pandas(tmp_path: Path) -> None:
 
     group = zarr.open_group(store, mode="r")
     assert dict(group.attrs) == {**store_attrs(),
-                                 "created_by": "lipflow tasks.contracts.store.write_store"}
+                                 "created_by": "lipflow tasks.contracts.store_writer.write_store"}
     expected_shapes = {
         "face": (10, 75, 8, 8, 3),
         "mouth": (10, 75, 6, 10),

@@ -2,7 +2,7 @@
 
 A worker writes each kept clip as one ``.npy`` file holding a single structured record
 (a field per array: ``face``, ``mouth``, ``wav``, ...), which
-:func:`lipflow.tasks.contracts.store.write_store`
+:func:`lipflow.tasks.contracts.store_writer.write_store`
 later packs into shards. Why not ``.npz``: a zip member carries a CRC32 that is computed on
 write and checked on read, and numpy writes members through an extra copy; for ~3 MB a
 clip that made saving cost twice the time of writing the bytes. A structured ``.npy`` is

@@ -20,12 +20,12 @@ from typing import Any
 from lipflow.tasks import __version__
 from lipflow.tasks.contracts.clip_manifest import write_clip_manifest
 from lipflow.tasks.contracts.raw_manifest import file_sha256, read_raw_manifest
-from lipflow.tasks.contracts.store import (
+from lipflow.tasks.contracts.store_layout import (
     DEFAULT_CODEC,
     DEFAULT_FRAMES_PER_CHUNK,
     manifest_path_for,
-    write_store,
 )
+from lipflow.tasks.contracts.store_writer import write_store
 from lipflow.tasks.prepare.settings import corpus_roots, speaker_settings
 from lipflow.tasks.prepare.video import VideoSettings, order_rows
 from lipflow.tasks.settings.paths import raw_manifest_path, store_path

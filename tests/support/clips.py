@@ -13,8 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from lipflow.tasks.contracts.clip_manifest import write_clip_manifest
 from lipflow.tasks.contracts.clip_record import ClipFile, save_clip
-from lipflow.tasks.contracts.store import manifest_path_for, write_clip_manifest, write_store
+from lipflow.tasks.contracts.store_layout import manifest_path_for
+from lipflow.tasks.contracts.store_writer import write_store
 
 SAMPLE_RATE_HZ = 16000
 CLIP_SECONDS = 3

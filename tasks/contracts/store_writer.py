@@ -1,0 +1,260 @@
+"""Write a feature store: per-clip records packed into one sharded Zarr v3 group per speaker.
+
+The layout (arrays, chunks, shards, codecs) is :mod:`lipflow.tasks.contracts.store_layout`.
+
+Why shards are written whole: a shard is one file holding many chunks plus an index.
+Writing a clip into an existing shard rewrites the whole shard, so clip-by-clip writes
+would cost O(clips_per_shard) shard rewrites each. :func:`write_store` assembles one
+shard's worth of clips in memory (one array at a time, to bound memory) and writes that
+region in a single assignment aligned to shard boundaries.
+
+The store is written to a temp folder beside ``out`` and renamed over it, so an
+interrupted run leaves the previous store untouched; the same inputs and attrs give
+byte-identical files (zstd and Blosc are deterministic and nothing time-dependent is stored).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from tqdm import tqdm
+from zarr.codecs import BloscCodec, ZstdCodec
+
+from lipflow.tasks.common.atomic import atomic_path
+from lipflow.tasks.contracts.clip_record import CLIP_READ_ERRORS, ClipFile
+from lipflow.tasks.contracts.store_layout import (
+    ARRAY_DTYPES,
+    CODECS,
+    DEFAULT_CLIPS_PER_SHARD,
+    DEFAULT_CODEC,
+    DEFAULT_FRAMES_PER_CHUNK,
+    StoreError,
+)
+
+#: Arrays whose input dtype must match exactly: casting would silently corrupt them
+#: (float audio scaled to [-1, 1] cast to int16 is all zeros; float frames wrap).
+_EXACT_DTYPES = ("face", "mouth", "wav")
+_SCALARS = ("valid_frames", "valid_samples")
+_VIDEO = ("face", "mouth")
+
+
+def _open_clip(path: Path) -> ClipFile:
+    try:
+        return ClipFile(path)
+    except FileNotFoundError as err:
+        raise StoreError(f"per-clip file {path} does not exist") from err
+    except CLIP_READ_ERRORS as err:
+        raise StoreError(
+            f"per-clip file {path} is not a readable clip record (.npy) or .npz: {err}"
+        ) from err
+
+
+def _read_key(clip: ClipFile, key: str, path: Path) -> np.ndarray:
+    if key not in clip.files:
+        raise StoreError(f"per-clip file {path} has no '{key}' array (has {sorted(clip.files)})")
+    try:
+        return np.asarray(clip[key])
+    except CLIP_READ_ERRORS as err:
+        raise StoreError(f"per-clip file {path}: '{key}' cannot be read: {err}") from err
+
+
+def _checked(value: np.ndarray, key: str, shape: tuple[int, ...], path: Path) -> np.ndarray:
+    """Return ``value`` in the store dtype, or raise naming the file if it does not fit."""
+    if value.shape != shape:
+        raise StoreError(
+            f"per-clip file {path}: '{key}' has shape {value.shape}, but the store's clips "
+            f"have {shape} (taken from the first clip); all clips of a store must match"
+        )
+    want = ARRAY_DTYPES[key]
+    if key in _EXACT_DTYPES and value.dtype != want:
+        raise StoreError(f"per-clip file {path}: '{key}' is {value.dtype}, expected {want}")
+    if key in _SCALARS and value.dtype.kind not in "iu":
+        raise StoreError(f"per-clip file {path}: '{key}' is {value.dtype}, expected an integer")
+    if key in ("mel", "mfec") and value.dtype.kind != "f":
+        raise StoreError(f"per-clip file {path}: '{key}' is {value.dtype}, expected float32")
+    return value.astype(want, copy=False)
+
+
+def _shapes_from_first_clip(path: Path) -> dict[str, tuple[int, ...]]:
+    with _open_clip(path) as clip:
+        return {key: _read_key(clip, key, path).shape for key in ARRAY_DTYPES}
+
+
+def _shapes_from_params(attrs: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Per-clip shapes implied by ``attrs['params']``; used only for an empty store.
+
+    Why: with no clips there is no first clip to copy shapes from, but readers still
+    expect the documented ranks (and, where the params say, sizes). Unknown sizes are 0.
+    """
+    params = attrs.get("params") or {}
+    pre = params.get("preprocess") or {}
+    mel = (params.get("features") or {}).get("mel") or {}
+    mfec = (params.get("features") or {}).get("mfec") or {}
+    fps, seconds = attrs.get("fps"), pre.get("clip_seconds")
+    sr = pre.get("sample_rate_hz") or mel.get("sample_rate_hz")
+    frames = int(round(fps * seconds)) if fps and seconds else 0
+    samples = int(round(sr * seconds)) if sr and seconds else 0
+    face = int(pre.get("face_size_px") or 0)
+    if pre.get("mouth_preset") == "cnn3d":
+        mouth_h, mouth_w = 60, 100
+    else:
+        mouth_h = int(pre.get("mouth_height_px") or 0)
+        mouth_w = int(pre.get("mouth_width_px") or 0)
+    hop = mel.get("hop_samples")
+    mel_frames = samples // hop + 1 if samples and hop else 0
+    frame_s, stride_s = mfec.get("frame_seconds"), mfec.get("stride_seconds")
+    mfec_frames = 0
+    if samples and sr and frame_s and stride_s:
+        frame_len, stride = round(frame_s * sr), round(stride_s * sr)
+        mfec_frames = max(0, -(-(samples - frame_len) // stride))  # speechpy: ceil
+    return {
+        "face": (frames, face, face, 3),
+        "mouth": (frames, mouth_h, mouth_w),
+        "wav": (samples,),
+        "mel": (mel_frames, int(mel.get("n_mels") or 0)),
+        "mfec": (mfec_frames, int(mfec.get("n_filters") or 0), 3),
+        "valid_frames": (),
+        "valid_samples": (),
+    }
+
+
+def _json_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Attrs as plain JSON values (numpy scalars and paths converted), or a clear error."""
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, Path):
+            return value.as_posix()
+        raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+    out = dict(attrs)
+    out.setdefault("created_by", "lipflow tasks.contracts.store_writer.write_store")
+    try:
+        return json.loads(json.dumps(out, default=convert, allow_nan=False))
+    except (TypeError, ValueError) as err:
+        raise StoreError(f"store attributes cannot be written as JSON: {err}") from err
+
+
+def _show_progress(progress: bool | None) -> bool:
+    return sys.stderr.isatty() if progress is None else progress
+
+
+def write_store(
+    clip_paths: Sequence[Path],
+    out: Path,
+    *,
+    attrs: Mapping[str, Any],
+    clips_per_shard: int = DEFAULT_CLIPS_PER_SHARD,
+    compressor_level: int = 3,
+    codec: str = DEFAULT_CODEC,
+    frames_per_chunk: int = DEFAULT_FRAMES_PER_CHUNK,
+    progress: bool | None = None,
+) -> Path:
+    """Pack per-clip files (contract section 2) into a sharded Zarr store at ``out``.
+
+    Clip ``i`` of the store is ``clip_paths[i]``; the caller writes the matching clip
+    manifest (:func:`lipflow.tasks.contracts.clip_manifest.write_clip_manifest`) in the same
+    order. Per-clip shapes come from the
+    first clip; a clip that differs, lacks a key, or is not a readable clip file raises
+    :class:`StoreError` naming the file, and ``out`` is left as it was. An empty list
+    gives a valid store with zero-length arrays (shapes from ``attrs['params']``).
+    ``codec`` is ``lz4`` (Blosc, fast to read), ``zstd`` (smaller) or ``none``, with
+    ``compressor_level`` its level (ignored for ``none``). ``frames_per_chunk`` splits a
+    clip of ``face`` / ``mouth`` into chunks of that many frames inside its shard, so a
+    window decodes only the chunks it overlaps (0: one chunk per clip). ``progress=None``
+    shows a bar only when stderr is a terminal.
+    """
+    paths = [Path(p) for p in clip_paths]
+    out = Path(out)
+    if clips_per_shard < 1:
+        raise StoreError(f"clips_per_shard must be >= 1, got {clips_per_shard}")
+    if codec not in CODECS:
+        raise StoreError(f"store codec must be one of {sorted(CODECS)}, got {codec!r}")
+    low, high = CODECS[codec]
+    if not low <= compressor_level <= high:
+        raise StoreError(
+            f"{codec} compressor_level must be {low}..{high}, got {compressor_level}"
+        )
+    if frames_per_chunk < 0:
+        raise StoreError(f"frames_per_chunk must be >= 0 (0 = whole clip), got {frames_per_chunk}")
+    group_attrs = _json_attrs(attrs)
+    n = len(paths)
+    shapes = _shapes_from_first_clip(paths[0]) if paths else _shapes_from_params(group_attrs)
+
+    with atomic_path(out) as tmp:
+        root = zarr.open_group(str(tmp), mode="w", attributes=group_attrs, zarr_format=3)
+        arrays = {
+            key: root.create_array(
+                key,
+                shape=(n, *shape),
+                chunks=_chunk_shape(key, shape, frames_per_chunk),
+                shards=_shard_shape(key, shape, clips_per_shard, frames_per_chunk),
+                dtype=ARRAY_DTYPES[key],
+                compressors=_compressors(codec, compressor_level),
+                fill_value=0,
+            )
+            for key, shape in shapes.items()
+        }
+        with tqdm(total=n, unit="clip", desc=f"store {out.name}",
+                  disable=not _show_progress(progress)) as bar:
+            for start in range(0, n, clips_per_shard):
+                batch = paths[start : start + clips_per_shard]
+                _write_shard(arrays, shapes, batch, start)
+                bar.update(len(batch))
+    return out
+
+
+def _chunk_shape(key: str, shape: tuple[int, ...], frames_per_chunk: int) -> tuple[int, ...]:
+    """One clip (full extent on every other axis), cut along T for the video arrays."""
+    full = tuple(max(1, d) for d in shape)
+    if key in _VIDEO and frames_per_chunk:
+        return (1, min(frames_per_chunk, full[0]), *full[1:])
+    return (1, *full)
+
+
+def _shard_shape(key: str, shape: tuple[int, ...], clips: int,
+                 frames_per_chunk: int) -> tuple[int, ...]:
+    """``clips`` whole clips; along T rounded up to whole chunks (zarr needs a shard to be
+    a multiple of its chunks: 90 frames at 30 fps in chunks of 25 make a 100-frame shard,
+    whose last chunk runs past the array's edge and is read back clipped)."""
+    chunk = _chunk_shape(key, shape, frames_per_chunk)
+    frames = -(-max(1, shape[0]) // chunk[1]) * chunk[1] if shape else None
+    return (clips, *(() if frames is None else (frames,)), *chunk[2:])
+
+
+def _compressors(codec: str, level: int) -> Any:
+    if codec == "lz4":
+        # shuffle regroups the bytes of multi-byte values (float32 mel, int16 wav); for
+        # uint8 frames it is a no-op, so it costs nothing there
+        return BloscCodec(cname="lz4", clevel=level, shuffle="shuffle")
+    if codec == "zstd":
+        return ZstdCodec(level=level)
+    return None
+
+
+def _write_shard(
+    arrays: Mapping[str, zarr.Array],
+    shapes: Mapping[str, tuple[int, ...]],
+    batch: Sequence[Path],
+    start: int,
+) -> None:
+    """Write clips ``start..start+len(batch)`` (one shard) array by array, each in one go."""
+    handles = []
+    try:
+        for path in batch:
+            handles.append(_open_clip(path))
+        for key, array in arrays.items():
+            block = np.empty((len(batch), *shapes[key]), dtype=ARRAY_DTYPES[key])
+            for j, (path, clip) in enumerate(zip(batch, handles, strict=True)):
+                block[j] = _checked(_read_key(clip, key, path), key, shapes[key], path)
+            array[start : start + len(batch)] = block
+    finally:
+        for clip in handles:
+            clip.close()
