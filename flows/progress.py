@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 from tqdm import tqdm
 
+from lipflow.tasks.common.progress import show_progress
+
 T = TypeVar("T")
-
-
-def show_progress(progress: bool | None) -> bool:
-    """Bars are on when asked, or by default when stderr is a terminal."""
-    return sys.stderr.isatty() if progress is None else progress
 
 
 def bar(items: Iterable[T], *, total: int | None = None, desc: str, progress: bool | None = None,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import numpy as np
 from lipflow.tasks.common.atomic import atomic_path
 from lipflow.tasks.common.errors import ConfigError, MediaError
 from lipflow.tasks.common.executables import ffmpeg_exe
+from lipflow.tasks.common.progress import show_progress
 from lipflow.tasks.faces.crops import mouth_crop_size, mouth_crops, mouth_rects
 from lipflow.tasks.faces.detection import detector_from_params
 from lipflow.tasks.faces.tracking import FaceTrack, track_face, tracking_options
@@ -183,7 +183,7 @@ def write_track_video(
     chunk_frames = max(1, round(info.avg_fps * float(pre.get("clip_seconds", 3))))
     mouth_h, mouth_w = mouth_crop_size(pre)
     options = tracking_options(pre)
-    show = sys.stderr.isatty() if progress is None else progress
+    show = show_progress(progress)
 
     from tqdm import tqdm
 

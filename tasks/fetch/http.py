@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -38,6 +37,7 @@ from tqdm import tqdm
 
 from lipflow.tasks.common.atomic import write_bytes_atomic
 from lipflow.tasks.common.errors import DownloadError
+from lipflow.tasks.common.progress import show_progress
 from lipflow.tasks.contracts.raw_manifest import file_sha256
 
 log = logging.getLogger(__name__)
@@ -102,10 +102,6 @@ def _already_fetched(
     if expected_sha256 is not None and record["sha256"].lower() != expected_sha256.lower():
         return None
     return FetchResult(dest, record["size"], record["sha256"], downloaded=False)
-
-
-def _show_progress(progress: bool | None) -> bool:
-    return sys.stderr.isatty() if progress is None else progress
 
 
 def _content_range_total(header: str | None) -> tuple[int | None, int | None]:
@@ -246,7 +242,7 @@ def fetch(
         unit_scale=True,
         unit_divisor=1024,
         desc=dest.name,
-        disable=not _show_progress(progress),
+        disable=not show_progress(progress),
         leave=False,
     )
     try:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from tqdm import tqdm
 from lipflow.tasks.common.atomic import write_bytes_atomic
 from lipflow.tasks.common.errors import ConfigError
 from lipflow.tasks.common.executables import ffmpeg_exe
+from lipflow.tasks.common.progress import show_progress
 from lipflow.tasks.contracts.raw_manifest import file_sha256
 from lipflow.tasks.fetch.video_lists import is_video_id
 
@@ -264,10 +264,6 @@ def _rate_limit_bytes(rate_limit: int | str | None) -> int | None:
     return int(value)
 
 
-def _show_progress(progress: bool | None) -> bool:
-    return sys.stderr.isatty() if progress is None else bool(progress)
-
-
 def download_videos(
     items: Sequence[tuple[str, str | None]],
     out_dir: Path,
@@ -337,7 +333,7 @@ def download_videos(
 
     summary = DownloadSummary()
     bar = tqdm(
-        total=len(items), unit="video", desc="download", disable=not _show_progress(progress)
+        total=len(items), unit="video", desc="download", disable=not show_progress(progress)
     )
     try:
         for video_id, split in items:
