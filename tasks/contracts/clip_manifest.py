@@ -15,9 +15,9 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from lipflow.tasks.contracts.raw_manifest import WORD_TIMING, ManifestError, write_manifest
+from lipflow.tasks.contracts.parquet import ManifestError, read_manifest, write_manifest
+from lipflow.tasks.contracts.raw_manifest import WORD_TIMING
 
 CLIP_SCHEMA = pa.schema(
     [
@@ -84,11 +84,4 @@ def write_clip_manifest(rows: Iterable[Mapping[str, Any]], path: Path) -> Path:
 
 def read_clip_manifest(path: Path) -> pd.DataFrame:
     """Read a clip manifest, checking that it has the documented columns."""
-    path = Path(path)
-    if not path.is_file():
-        raise ManifestError(f"no clip manifest at {path}; run `lipflow prepare` first")
-    table = pq.read_table(path)
-    missing = [c for c in CLIP_COLUMNS if c not in table.column_names]
-    if missing:
-        raise ManifestError(f"{path} is not a clip manifest: missing columns {missing}")
-    return table.to_pandas()
+    return read_manifest(path, CLIP_SCHEMA, "clip manifest", "lipflow prepare")

@@ -1,0 +1,64 @@
+"""Parquet files of the data contracts: validated on write, checked on read, one way.
+
+The raw manifest, the clip manifest and the sync-score file are all Parquet tables with a
+documented Arrow schema (docs/contracts.md). They are written through
+:func:`write_manifest` (rows validated against the schema, then a temp file and a rename)
+and read through :func:`read_manifest` (missing file or missing columns are one clear
+error naming the command that makes the file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lipflow.tasks.common.atomic import atomic_path
+from lipflow.tasks.common.errors import LipflowError
+
+
+class ManifestError(LipflowError):
+    """A manifest row is missing a required value or has the wrong type."""
+
+
+def validate_rows(rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
+    """Return rows as a typed Arrow table, or raise :class:`ManifestError` naming the row."""
+    rows = list(rows)
+    for i, row in enumerate(rows):
+        extra = set(row) - set(schema.names)
+        if extra:
+            raise ManifestError(f"manifest row {i} has unknown columns {sorted(extra)}")
+        for field in schema:
+            if not field.nullable and row.get(field.name) in (None, ""):
+                raise ManifestError(f"manifest row {i} has no value for '{field.name}'")
+    try:
+        return pa.Table.from_pylist([dict(r) for r in rows], schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        raise ManifestError(f"manifest rows do not match the schema: {err}") from err
+
+
+def write_manifest(rows: Iterable[Mapping[str, Any]], path: Path, schema: pa.Schema) -> Path:
+    """Validate and write rows as Parquet at ``path`` through a temp file."""
+    table = validate_rows(rows, schema)
+    with atomic_path(Path(path)) as tmp:
+        pq.write_table(table, tmp)
+    return Path(path)
+
+
+def read_manifest(path: Path, schema: pa.Schema, kind: str, made_by: str) -> pd.DataFrame:
+    """Read a ``kind`` file at ``path`` that must hold ``schema``'s columns.
+
+    ``made_by`` is the command that writes it, named in the error when the file is absent.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"no {kind} at {path}; run `{made_by}` first")
+    table = pq.read_table(path)
+    missing = [c for c in schema.names if c not in table.column_names]
+    if missing:
+        raise ManifestError(f"{path} is not a {kind}: missing columns {missing}")
+    return table.to_pandas()
