@@ -23,6 +23,9 @@ DEFAULTS = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
     "PREFECT_LOGGING_LEVEL": "WARNING",
     "DVC_NO_ANALYTICS": "1",
+    # MediaPipe's full-range model logs a glog warning every few frames; keep ERROR and
+    # above. glog reads it when mediapipe's library loads, so it is set before any work.
+    "GLOG_minloglevel": "2",
 }
 
 
