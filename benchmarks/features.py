@@ -34,12 +34,15 @@ import scipy.signal
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lipflow.tasks.features.audio import MelParams, mel_spectrogram, mfec_cube  # noqa: E402
+from lipflow.tasks.features.mel import mel_spectrogram  # noqa: E402
+from lipflow.tasks.features.mfec import mfec_cube  # noqa: E402
+from lipflow.tasks.settings.schema import Mel  # noqa: E402
 from tests.support.audio_features import SAMPLE_GRID, grid_clip  # noqa: E402
 
 
-def librosa_mel(wav: np.ndarray, p: MelParams = MelParams()) -> np.ndarray:
+def librosa_mel(wav: np.ndarray, p: Mel | None = None) -> np.ndarray:
     """Lip2Wav's mel through ``librosa.feature.melspectrogram``; (frames, n_mels) float32."""
+    p = p or Mel()
     y = scipy.signal.lfilter([1.0, -p.preemphasis], [1.0], wav.astype(np.float64) / 32768.0)
     mel = librosa.feature.melspectrogram(
         y=y, sr=p.sample_rate_hz, n_fft=p.n_fft, hop_length=p.hop_samples,

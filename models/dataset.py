@@ -50,10 +50,9 @@ from lipflow.tasks.common.errors import LipflowError
 from lipflow.tasks.contracts.clip_manifest import read_clip_manifest
 from lipflow.tasks.contracts.store_layout import StoreError, manifest_path_for
 from lipflow.tasks.contracts.store_reader import ClipReader, read_store
+from lipflow.tasks.settings.schema import Features
 
 STREAMS = ("video", "mel", "mfec", "wav")
-DEFAULT_HOP_SAMPLES = 200
-DEFAULT_MFEC_STRIDE_SECONDS = 0.02
 
 
 def loader_start_method() -> str | None:
@@ -113,9 +112,10 @@ class StoreTiming:
             raise DatasetError(f"store {path} has clips of zero frames")
         sample_rate = Fraction(num_samples) * fps / num_frames
         params = attrs.get("params") or {}
-        hop = _nested(params, "features", "mel", "hop_samples") or DEFAULT_HOP_SAMPLES
+        defaults = Features()  # a store that does not record them was made with the defaults
+        hop = _nested(params, "features", "mel", "hop_samples") or defaults.mel.hop_samples
         stride = (_nested(params, "features", "mfec", "stride_seconds")
-                  or DEFAULT_MFEC_STRIDE_SECONDS)
+                  or defaults.mfec.stride_seconds)
         return cls(fps, sample_rate, sample_rate / int(hop), 1 / _fraction(stride), num_frames)
 
     def per_frame(self, stream: str) -> Fraction:

@@ -2,7 +2,7 @@
 
 The reference mel below is written from the formula alone (own reflect padding, framing,
 periodic Hann window, rfft, Slaney mel filterbank), with numpy only, so it shares no code
-with ``lipflow.tasks.features.audio`` (which uses librosa and scipy).
+with ``lipflow.tasks.features.mel`` (which uses librosa and scipy).
 """
 
 from __future__ import annotations
@@ -12,16 +12,12 @@ import pytest
 import speechpy
 
 from lipflow.tasks.common.errors import ConfigError
-from lipflow.tasks.features.audio import (
-    AudioInputError,
-    MelParams,
-    MfecParams,
-    inv_mel_spectrogram,
-    mel_spectrogram,
-    mfec_cube,
-)
+from lipflow.tasks.features.mel import inv_mel_spectrogram, mel_settings, mel_spectrogram
+from lipflow.tasks.features.mfec import mfec_cube, mfec_settings
 from lipflow.tasks.features.speechpy_compat import ensure_speechpy_numpy2
+from lipflow.tasks.features.waveform import AudioInputError
 from lipflow.tasks.settings.project import load_params
+from lipflow.tasks.settings.schema import Mel, Mfec
 from tests.support.audio_features import CLIP_SAMPLES, chirp, grid_clip
 
 # ---------------------------------------------------------------- reference (numpy only)
@@ -57,7 +53,7 @@ def _reference_mel_basis(sr, n_fft, n_mels, fmin, fmax):
     return basis
 
 
-def _reference_mel(wav, p: MelParams = MelParams(), pad: str = "reflect") -> np.ndarray:
+def _reference_mel(wav, p: Mel = Mel(), pad: str = "reflect") -> np.ndarray:
     """Lip2Wav's melspectrogram written out step by step; returns (frames, n_mels)."""
     x = np.asarray(wav, dtype=np.float64)
     if np.asarray(wav).dtype == np.int16:
@@ -91,19 +87,19 @@ def _reference_mel(wav, p: MelParams = MelParams(), pad: str = "reflect") -> np.
 
 def test_defaults_equal_params_yaml(project_root):
     features = load_params(project_root / "params.yaml")["features"]
-    assert MelParams() == MelParams.from_mapping(features["mel"])
-    assert MfecParams() == MfecParams.from_mapping(features["mfec"])
+    assert Mel() == mel_settings(features["mel"])
+    assert Mfec() == mfec_settings(features["mfec"])
 
 
 def test_bad_params_are_config_errors():
     with pytest.raises(ConfigError, match="n_mel"):
-        MelParams.from_mapping({"n_mel": 80})
+        mel_settings({"n_mel": 80})
     with pytest.raises(ConfigError, match="fmax_hz"):
         mel_spectrogram(np.zeros(4000), {"fmax_hz": 9000})
     with pytest.raises(ConfigError, match="input_units"):
         mfec_cube(np.zeros(4000), {"input_units": "volts"})
     with pytest.raises(ConfigError, match="n_fft"):
-        MfecParams.from_mapping({"n_fft": "1024"})
+        mfec_settings({"n_fft": "1024"})
 
 
 # ---------------------------------------------------------------- mel

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lipflow.tasks.common.errors import ConfigError
+from lipflow.tasks.settings.schema import Mfec
 
 MOUTH_HW = (60, 100)
 TIME_BINS = 4  # time steps left in each branch before its linear embedding layer
@@ -40,7 +41,7 @@ class AVSyncConfig:
     """Window and layer sizes; defaults follow the paper at 25 fps."""
 
     fps: float = 25.0
-    mfec_frames_per_s: float = 50.0  # 20 ms stride
+    mfec_frames_per_s: float = field(default_factory=lambda: Mfec().frames_per_second)
     window_frames: int = 8
     mouth_hw: list[int] = field(default_factory=lambda: list(MOUTH_HW))  # crops resized to this
     embedding: int = 64

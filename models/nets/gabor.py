@@ -21,7 +21,7 @@ the first frame), so a short dropout does not look like a closed mouth.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import cv2
@@ -33,6 +33,7 @@ from skimage.measure import label, regionprops
 from torch import nn
 
 from lipflow.tasks.common.errors import ConfigError
+from lipflow.tasks.settings.schema import Mel
 
 FEATURE_NAMES = (
     "box_width",
@@ -139,8 +140,8 @@ def clip_inputs(mouth_frames: np.ndarray) -> np.ndarray:
 @dataclass
 class GaborConfig:
     fps: float = 25.0
-    mel_frames_per_s: float = 80.0
-    n_mels: int = 80
+    mel_frames_per_s: float = field(default_factory=lambda: Mel().frames_per_second)
+    n_mels: int = field(default_factory=lambda: Mel().n_mels)
     hidden: int = 256
 
     @classmethod

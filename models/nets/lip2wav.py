@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lipflow.tasks.common.errors import ConfigError
+from lipflow.tasks.settings.schema import Mel
 
 DECODERS = ("nonautoregressive", "attention")
 
@@ -40,8 +41,8 @@ class Lip2WavConfig:
     """Sizes of the model; the defaults are the paper's (``tiny`` params shrink them)."""
 
     fps: float = 25.0
-    mel_frames_per_s: float = 80.0  # 16 kHz / 200-sample hop
-    n_mels: int = 80
+    mel_frames_per_s: float = field(default_factory=lambda: Mel().frames_per_second)
+    n_mels: int = field(default_factory=lambda: Mel().n_mels)
     decoder: str = "attention"
     channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512])
     res_blocks: int = 2  # residual blocks after each downsampling conv (none after the stem)

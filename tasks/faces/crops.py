@@ -18,6 +18,8 @@ import numpy as np
 
 from lipflow.tasks.common.errors import ConfigError
 from lipflow.tasks.faces.detection import MOUTH_CENTRE
+from lipflow.tasks.settings.schema import Preprocess
+from lipflow.tasks.settings.validation import typed_section
 
 MEAN_FACE = np.array(
     [
@@ -41,20 +43,10 @@ MOUTH_PRESETS = {"cnn3d": (60, 100)}
 
 def mouth_crop_size(preprocess: Mapping[str, Any]) -> tuple[int, int]:
     """(height, width) of mouth crops for the ``preprocess:`` section of params.yaml."""
-    preset = str(preprocess.get("mouth_preset", "square"))
-    if preset in MOUTH_PRESETS:
-        return MOUTH_PRESETS[preset]
-    if preset != "square":
-        raise ConfigError(
-            f"preprocess.mouth_preset must be 'square' or one of {sorted(MOUTH_PRESETS)}, "
-            f"not {preset!r}"
-        )
-    height, width = int(preprocess.get("mouth_height_px", 96)), int(
-        preprocess.get("mouth_width_px", 96)
-    )
-    if height < 8 or width < 8:
-        raise ConfigError(f"mouth crop {height}x{width} px is too small (min 8x8)")
-    return height, width
+    p = typed_section(Preprocess, preprocess, "preprocess")
+    if p.mouth_preset in MOUTH_PRESETS:
+        return MOUTH_PRESETS[p.mouth_preset]
+    return p.mouth_height_px, p.mouth_width_px
 
 
 def _check_keypoints(keypoints: np.ndarray, num_frames: int | None = None) -> np.ndarray:

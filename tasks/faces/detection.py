@@ -23,6 +23,8 @@ import numpy as np
 
 from lipflow.tasks.common.errors import ConfigError
 from lipflow.tasks.common.native_logs import quiet_native_stderr
+from lipflow.tasks.settings.schema import Preprocess
+from lipflow.tasks.settings.validation import typed_section
 
 # The full-range model logs a glog warning every few frames; keep warnings and errors
 # that matter (level >= ERROR) only. Must be set before mediapipe loads its library.
@@ -150,10 +152,8 @@ class FaceDetector:
 
 def detector_from_params(preprocess: dict) -> FaceDetector:
     """Build a :class:`FaceDetector` from the ``preprocess:`` section of params.yaml."""
-    return FaceDetector(
-        detector=str(preprocess.get("detector", "short_range")),
-        min_score=float(preprocess.get("min_face_score", 0.5)),
-    )
+    p = typed_section(Preprocess, preprocess, "preprocess")
+    return FaceDetector(detector=p.detector, min_score=p.min_face_score)
 
 
 _per_thread = threading.local()
@@ -169,8 +169,8 @@ def shared_detector(preprocess: dict) -> FaceDetector:
     once; process-pool workers each get their own. Do not close the result: they are
     closed when the interpreter exits (or by :func:`close_shared_detectors`).
     """
-    key = (str(preprocess.get("detector", "short_range")),
-           float(preprocess.get("min_face_score", 0.5)))
+    p = typed_section(Preprocess, preprocess, "preprocess")
+    key = (p.detector, p.min_face_score)
     cache: dict[tuple[str, float], FaceDetector] = _per_thread.__dict__.setdefault("cache", {})
     detector = cache.get(key)
     if detector is None or detector._detector is None:

@@ -35,6 +35,8 @@ from lipflow.tasks.faces.tracking import FaceTrack, track_face, tracking_options
 from lipflow.tasks.media.probe import probe
 from lipflow.tasks.media.video import iter_frames
 from lipflow.tasks.settings.project import load_params
+from lipflow.tasks.settings.schema import Preprocess
+from lipflow.tasks.settings.validation import typed_section
 
 # Output container -> ffmpeg encoder arguments. H.264 in yuv420p plays everywhere for
 # mp4/mov/mkv; .avi and .mpg get the codecs their players expect.
@@ -180,7 +182,8 @@ def write_track_video(
     if info.avg_fps <= 0 or info.width <= 0 or info.height <= 0:
         raise MediaError(f"{video}: no frame rate or frame size in the video stream")
     rate = Fraction(info.avg_fps).limit_denominator(1001)
-    chunk_frames = max(1, round(info.avg_fps * float(pre.get("clip_seconds", 3))))
+    clip_seconds = typed_section(Preprocess, pre, "preprocess").clip_seconds
+    chunk_frames = max(1, round(info.avg_fps * float(clip_seconds)))
     mouth_h, mouth_w = mouth_crop_size(pre)
     options = tracking_options(pre)
     show = show_progress(progress)

@@ -22,6 +22,8 @@ from scipy.ndimage import uniform_filter1d
 
 from lipflow.tasks.common.errors import ConfigError
 from lipflow.tasks.faces.detection import Face
+from lipflow.tasks.settings.schema import Preprocess
+from lipflow.tasks.settings.validation import typed_section
 
 MIN_TRACK_IOU = 0.1
 """A detection continues the track only if its box overlaps the last tracked box this much.
@@ -311,15 +313,12 @@ def track_face(
 
 def tracking_options(preprocess: Mapping[str, Any]) -> dict[str, Any]:
     """``track_face`` keyword arguments from the ``preprocess:`` section of params.yaml."""
+    p = typed_section(Preprocess, preprocess, "preprocess")
     return {
-        "detect_every_frames": int(preprocess.get("detect_every_frames", 1)),
-        "refine_motion": _optional_float(preprocess.get("refine_motion")),
-        "min_detection_rate": float(preprocess.get("min_detection_rate", 0.8)),
-        "smooth_window_frames": int(preprocess.get("smooth_window_frames", 5)),
-        "second_face": str(preprocess.get("second_face", "reject")),
-        "second_face_area_ratio": float(preprocess.get("second_face_area_ratio", 0.6)),
+        "detect_every_frames": p.detect_every_frames,
+        "refine_motion": p.refine_motion,
+        "min_detection_rate": p.min_detection_rate,
+        "smooth_window_frames": p.smooth_window_frames,
+        "second_face": p.second_face,
+        "second_face_area_ratio": p.second_face_area_ratio,
     }
-
-
-def _optional_float(value: Any) -> float | None:
-    return None if value is None else float(value)

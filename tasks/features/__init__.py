@@ -1,1 +1,1 @@
-"""Audio features of a clip: Lip2Wav's mel (and its inverse), MFEC cubes, the speechpy fix."""
+"""Audio features of a clip: Lip2Wav's mel and its inverse (mel), MFEC cubes (mfec)."""

@@ -7,7 +7,7 @@
 * a histogram of per-clip face detection rates;
 * a contact sheet of mouth crops per speaker (a few clips x frames from the store);
 * a mel spectrogram from a store next to the mel of its Griffin-Lim resynthesis
-  (``lipflow.tasks.features.audio.inv_mel_spectrogram``), plus the resynthesised audio;
+  (``lipflow.tasks.features.mel.inv_mel_spectrogram``), plus the resynthesised audio;
 * when ``metrics/*.json`` exist, their values as a table.
 
 Everything is read from the files the pipeline already writes (clip manifests, Zarr
@@ -226,7 +226,7 @@ def figure_mel_resynthesis(store: Path, mel_params: Mapping[str, Any] | None,
     """A stored mel next to the mel of its Griffin-Lim resynthesis (and the audio)."""
     import zarr
 
-    from lipflow.tasks.features.audio import inv_mel_spectrogram, mel_spectrogram
+    from lipflow.tasks.features.mel import inv_mel_spectrogram, mel_spectrogram
 
     plt = _pyplot()
     mel = np.asarray(zarr.open_group(store, mode="r")["mel"][0], dtype=np.float32)

@@ -13,6 +13,8 @@ from typing import Any
 from lipflow.tasks.common.errors import ConfigError
 from lipflow.tasks.prepare.video import VideoSettings
 from lipflow.tasks.settings.project import resolve, section
+from lipflow.tasks.settings.schema import Lip2WavSpeaker
+from lipflow.tasks.settings.validation import typed_section
 
 #: Corpora whose settings come from their own params.yaml section.
 PARAM_CORPORA = ("grid", "lip2wav")
@@ -47,10 +49,12 @@ def speaker_settings(params: dict[str, Any], corpus: str, speaker: str,
             raise ConfigError(f"params.yaml has no lip2wav preset for '{speaker}'; "
                               f"known: {', '.join(sorted(presets))}")
         preset = dict(presets[speaker])
-        fps = float(fps or preset["fps"])
-        crop = str(preset.get("crop", "full"))
-        preprocess["face_size_px"] = int(preset.get("face_size_px", preprocess["face_size_px"]))
-        preprocess["detector"] = str(preset.get("detector", "full_range"))
+        typed = typed_section(Lip2WavSpeaker, preset, f"lip2wav.presets.{speaker}")
+        fps = float(fps or typed.fps)
+        crop = typed.crop
+        if typed.face_size_px is not None:
+            preprocess["face_size_px"] = typed.face_size_px
+        preprocess["detector"] = typed.detector
         record["lip2wav"] = {"preset": preset}
     elif fps is None:
         raise ConfigError(f"corpus '{corpus}' has no params section: give --fps")

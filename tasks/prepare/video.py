@@ -25,7 +25,8 @@ from lipflow.tasks.faces.crops import mouth_crop_size
 from lipflow.tasks.faces.detection import shared_detector
 from lipflow.tasks.faces.tracking import track_face, tracking_options
 from lipflow.tasks.faces.yuv_crops import face_crops_yuv, mouth_crops_yuv
-from lipflow.tasks.features.audio import mel_spectrogram, mfec_cube
+from lipflow.tasks.features.mel import mel_spectrogram
+from lipflow.tasks.features.mfec import mfec_cube
 from lipflow.tasks.media.demux import clip_streams
 from lipflow.tasks.media.probe import probe
 from lipflow.tasks.media.yuv import RgbFrames
@@ -35,6 +36,8 @@ from lipflow.tasks.prepare.windows import (
     samples_per_clip,
     window_at,
 )
+from lipflow.tasks.settings.schema import Preprocess
+from lipflow.tasks.settings.validation import typed_section
 
 #: Named crop regions applied before face detection, as fractions of the frame
 #: (x0, y0, x1, y1). ``chess`` is Lip2Wav's rows 270:460, cols 770:1130 of 1080p.
@@ -55,16 +58,21 @@ class VideoSettings:
     crop_region: str = "full"
 
     @property
+    def typed(self) -> Preprocess:
+        """``preprocess`` checked, with the schema's defaults for keys it lacks."""
+        return typed_section(Preprocess, self.preprocess, "preprocess")
+
+    @property
     def clip_seconds(self) -> float:
-        return float(self.preprocess.get("clip_seconds", 3))
+        return float(self.typed.clip_seconds)
 
     @property
     def sample_rate_hz(self) -> int:
-        return int(self.preprocess.get("sample_rate_hz", 16000))
+        return self.typed.sample_rate_hz
 
     @property
     def min_clip_seconds(self) -> float:
-        return float(self.preprocess.get("min_clip_seconds", 1.0))
+        return float(self.typed.min_clip_seconds)
 
 
 def crop_box(region: str, width: int, height: int) -> tuple[int, int, int, int] | None:
@@ -158,8 +166,7 @@ def _clips_of_video(record: Mapping[str, Any], raw_root: Path, work_dir: Path,
     clip_frames = frames_per_clip(fps, settings.clip_seconds)
     clip_samples = samples_per_clip(sr, settings.clip_seconds)
     mouth_h, mouth_w = mouth_crop_size(pre)
-    face_px = int(pre.get("face_size_px", 96))
-    margin = float(pre.get("face_margin", 0.25))
+    face_px, margin = settings.typed.face_size_px, float(settings.typed.face_margin)
     track_opts = tracking_options(pre)
     crop = None
     if settings.crop_region != "full":  # only a crop needs the frame size before decoding

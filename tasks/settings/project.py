@@ -16,6 +16,8 @@ from typing import Any
 import yaml
 
 from lipflow.tasks.common.errors import ConfigError
+from lipflow.tasks.settings.schema import Params
+from lipflow.tasks.settings.validation import complete, validate
 
 PARAMS_FILE = "params.yaml"
 
@@ -32,19 +34,46 @@ def project_root(start: Path | None = None) -> Path:
     return here
 
 
-def load_params(path: Path | None = None) -> dict[str, Any]:
-    """Read ``params.yaml`` (the project's, unless ``path`` names another)."""
+def _display(path: Path) -> str:
+    """``path`` as a message names it: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def read_params_file(path: Path | None = None) -> tuple[dict[str, Any], str]:
+    """The raw mapping of ``params.yaml`` (the project's unless ``path``) and its display name."""
     params_path = path or project_root() / PARAMS_FILE
     if not params_path.is_file():
         raise ConfigError(f"no {PARAMS_FILE} at {params_path}; run lipflow inside the project")
+    name = _display(params_path)
     try:
         with params_path.open(encoding="utf-8") as handle:
             data = yaml.safe_load(handle) or {}
     except yaml.YAMLError as err:
-        raise ConfigError(f"{params_path} is not valid YAML: {err}") from err
+        raise ConfigError(f"{name} is not valid YAML: {err}".splitlines()[0]) from err
     if not isinstance(data, dict):
-        raise ConfigError(f"{params_path} must hold a mapping at the top level")
-    return data
+        raise ConfigError(f"{name} must hold a mapping at the top level")
+    return data, name
+
+
+def load_params(path: Path | None = None) -> dict[str, Any]:
+    """``params.yaml`` (the project's, unless ``path`` names another), validated, as a dict.
+
+    Checked against :class:`~lipflow.tasks.settings.schema.Params`; keys the file leaves
+    out get the schema's defaults, the rest come back as written (see
+    :mod:`lipflow.tasks.settings.validation`). An unknown key or a bad value is a
+    one-line :class:`ConfigError` naming the file and the key.
+    """
+    data, name = read_params_file(path)
+    return complete(data, name)
+
+
+def load_settings(path: Path | None = None) -> Params:
+    """``params.yaml`` validated into the typed :class:`~lipflow.tasks.settings.schema.Params`."""
+    data, name = read_params_file(path)
+    return validate(Params, data, name)
 
 
 def section(params: Mapping[str, Any], dotted: str) -> Any:
