@@ -9,6 +9,7 @@ user's own ``models`` package (common in ML projects) is never shadowed.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -43,8 +44,19 @@ def test_every_source_package_is_listed_under_lipflow() -> None:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    # Built from a copy of what git would hold: setuptools' build/ folder in the checkout
+    # would otherwise keep modules that have since been moved or deleted.
+    src = tmp_path_factory.mktemp("src")
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
+                             "--exclude-standard", "tasks", "flows", "models", "pyproject.toml",
+                             "README.md"], cwd=PROJECT_ROOT, capture_output=True,
+                            check=True).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        if (PROJECT_ROOT / rel).is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(PROJECT_ROOT / rel, src / rel)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                    "--no-build-isolation", "-w", str(out), str(PROJECT_ROOT)],
+                    "--no-build-isolation", "-w", str(out), str(src)],
                    check=True, capture_output=True, text=True)
     (built,) = out.glob("lipflow-*.whl")
     return built

@@ -12,7 +12,6 @@ subject's right, which is on the image's left in an unmirrored video.
 from __future__ import annotations
 
 import atexit
-import os
 import threading
 import weakref
 from dataclasses import dataclass
@@ -26,9 +25,9 @@ from lipflow.tasks.common.native_logs import quiet_native_stderr
 from lipflow.tasks.settings.schema import Preprocess
 from lipflow.tasks.settings.validation import typed_section
 
-# The full-range model logs a glog warning every few frames; keep warnings and errors
-# that matter (level >= ERROR) only. Must be set before mediapipe loads its library.
-os.environ.setdefault("GLOG_minloglevel", "2")
+# The full-range model logs a glog warning every few frames: GLOG_minloglevel=2 keeps
+# ERROR and above; lipflow.tasks.common.process.configure_process sets it (before any
+# mediapipe import), not this module.
 
 MODELS_DIR = Path(__file__).resolve().parent / "assets"
 MODEL_FILES = {

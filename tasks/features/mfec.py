@@ -35,8 +35,6 @@ from lipflow.tasks.features.waveform import AudioInputError, waveform
 from lipflow.tasks.settings.schema import Mfec
 from lipflow.tasks.settings.validation import typed_section
 
-ensure_speechpy_numpy2()
-
 
 def mfec_settings(params: Mfec | Mapping[str, Any] | None) -> Mfec:
     """``features.mfec`` (a mapping, possibly partial; None = the schema's defaults), typed."""
@@ -81,6 +79,7 @@ def mfec_cube(wav: np.ndarray, params: Mfec | Mapping[str, Any] | None = None) -
     Frames = ``floor((N - frame) / stride)``: 149 for 48000 samples at 20 ms / 20 ms.
     ``wav``: int16 or float in [-1, 1]; scaled to ``features.mfec.input_units``.
     """
+    ensure_speechpy_numpy2()  # idempotent; at first use, not at import
     p = mfec_settings(params)
     x = waveform(wav, p.input_units)
     frame = int(round(p.frame_seconds * p.sample_rate_hz))

@@ -7,26 +7,16 @@ settings the command line does.
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 from lipflow.tasks.common.errors import ConfigError
 from lipflow.tasks.prepare.video import VideoSettings
-from lipflow.tasks.settings.project import resolve, section
+from lipflow.tasks.settings.project import section
 from lipflow.tasks.settings.schema import Lip2WavSpeaker
 from lipflow.tasks.settings.validation import typed_section
 
 #: Corpora whose settings come from their own params.yaml section.
 PARAM_CORPORA = ("grid", "lip2wav")
-
-
-def corpus_roots(params: dict[str, Any], corpus: str, raw_root: Path | None,
-                 features_root: Path | None) -> tuple[Path, Path]:
-    """Raw and features roots: the command line's, else the corpus section's, else data/."""
-    conf = params.get(corpus) or {}
-    raw = raw_root or resolve(conf.get("raw_root", f"data/raw/{corpus}"))
-    out = features_root or resolve(conf.get("features_root", f"data/features/{corpus}"))
-    return Path(raw), Path(out)
 
 
 def speaker_settings(params: dict[str, Any], corpus: str, speaker: str,

@@ -20,15 +20,17 @@ from typing import Any
 from lipflow.tasks import __version__
 from lipflow.tasks.contracts.clip_manifest import write_clip_manifest
 from lipflow.tasks.contracts.raw_manifest import file_sha256, read_raw_manifest
-from lipflow.tasks.contracts.store_layout import (
-    DEFAULT_CODEC,
-    DEFAULT_FRAMES_PER_CHUNK,
-    manifest_path_for,
-)
 from lipflow.tasks.contracts.store_writer import write_store
-from lipflow.tasks.prepare.settings import corpus_roots, speaker_settings
+from lipflow.tasks.prepare.settings import speaker_settings
 from lipflow.tasks.prepare.video import VideoSettings, order_rows
-from lipflow.tasks.settings.paths import raw_manifest_path, store_path
+from lipflow.tasks.settings.paths import (
+    clip_manifest_path,
+    corpus_roots,
+    raw_manifest_path,
+    store_path,
+)
+from lipflow.tasks.settings.schema import Store
+from lipflow.tasks.settings.validation import typed_section
 
 
 @dataclass(frozen=True)
@@ -115,14 +117,10 @@ def pack_store(job: SpeakerJob, rows: Sequence[Mapping[str, Any]], attrs: Mappin
     """Order the rows, pack kept clips into the store, then write the manifest beside it."""
     ordered = order_rows(rows)
     kept = [Path(r["clip_path"]) for r in ordered if r["kept"]]
-    store_params = job.settings.features.get("store", {})
-    write_store(kept, job.store, attrs=attrs,
-                clips_per_shard=int(store_params.get("clips_per_shard", 64)),
-                compressor_level=int(store_params.get("compressor_level", 3)),
-                codec=str(store_params.get("codec", DEFAULT_CODEC)),
-                frames_per_chunk=int(store_params.get("frames_per_chunk",
-                                                      DEFAULT_FRAMES_PER_CHUNK)),
-                progress=progress)
+    store = typed_section(Store, job.settings.features.get("store"), "features.store")
+    write_store(kept, job.store, attrs=attrs, clips_per_shard=store.clips_per_shard,
+                compressor_level=store.compressor_level, codec=store.codec,
+                frames_per_chunk=store.frames_per_chunk, progress=progress)
     write_clip_manifest([{k: v for k, v in r.items() if k != "clip_path"} for r in ordered],
-                        manifest_path_for(job.store))
+                        clip_manifest_path(job.store))
     return job.store
