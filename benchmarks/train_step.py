@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lipflow.models import training  # noqa: E402
+from lipflow.models import registry, runtime  # noqa: E402
 from lipflow.models.nets import gabor  # noqa: E402
 from lipflow.tasks.settings.project import load_params  # noqa: E402
 
@@ -92,12 +92,12 @@ def _alarm(_signum, _frame):
 
 def time_steps(model_name: str, cfg: dict, device: torch.device, steps: int, max_step_s: float):
     """(train clips/s, forward clips/s) or None when the first step is too slow."""
-    spec = training.spec(model_name)
-    training.seed_everything(0)
+    spec = registry.spec(model_name)
+    runtime.seed_everything(0)
     model = spec.build(cfg).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-4)
     batch = make_batch(model_name, int(cfg["batch_size"]), device)
-    use_amp, dtype = training._amp(device, cfg.get("amp", "auto"))
+    use_amp, dtype = runtime.autocast_mode(device, cfg.get("amp", "auto"))
 
     def step() -> None:
         with torch.autocast(device.type, dtype=dtype, enabled=use_amp):
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = training.select_device(args.device)
+    device = runtime.select_device(args.device)
     train_params = load_params()["train"]
     print(f"machine: {machine()}")
     print(f"device: {device}; batch: {FRAMES} frames at 25 fps (3 s), {args.steps} timed steps")
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         for size in args.sizes.split(","):
             base_rate = None
             for label, extra in variants:
-                cfg = {**training.model_config(train_params, model_name, size=size), **extra}
+                cfg = {**registry.model_config(train_params, model_name, size=size), **extra}
                 if size == "full" and args.full_batch:
                     cfg["batch_size"] = args.full_batch
                 name = f"{model_name}/{label}" if label else model_name

@@ -24,6 +24,7 @@ from typing import Any
 
 from prefect import flow, task
 
+from lipflow.models.registry import DEFAULT_MODEL, MODELS
 from lipflow.tasks.common.errors import ConfigError
 from lipflow.tasks.settings.project import resolve
 
@@ -84,10 +85,11 @@ DEPLOYMENTS: list[DeploymentSpec] = [
                    lambda params, root: {"corpus": "grid", "root": str(root)},
                    description="Prepare the GRID speakers of params.yaml into stores."),
     DeploymentSpec("train", "lipflow.flows.train:train_flow",
-                   lambda params, root: {"model": "lip2wav"},
-                   description="Train a seed model (parameter: model) from params.yaml."),
+                   lambda params, root: {"model": DEFAULT_MODEL},
+                   description=f"Train a seed model (parameter: model, one of "
+                               f"{', '.join(MODELS)}) from params.yaml."),
     DeploymentSpec("evaluate", "lipflow.flows.train:evaluate_flow",
-                   lambda params, root: {"model": "lip2wav"},
+                   lambda params, root: {"model": DEFAULT_MODEL},
                    description="Score a trained model; writes metrics/<model>.json."),
     DeploymentSpec("lipflow-selftest", "lipflow.flows.serve:selftest_flow",
                    description="A seconds-long flow that checks the serving setup."),

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
+from lipflow.models.evaluation import load_model
 from lipflow.models.nets.avsync import sync_offsets
-from lipflow.models.training import load_model
 from lipflow.tasks.contracts.clip_manifest import read_clip_manifest, write_clip_manifest
 from lipflow.tasks.contracts.store_layout import manifest_path_for
 from lipflow.tasks.contracts.store_reader import read_store

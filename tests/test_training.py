@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from lipflow.models import training
+from lipflow.models import evaluation, registry, runtime, training
 from lipflow.tasks.common.errors import ConfigError
 from tests.support.seed_models import fake_clip, one_thread, tiny_cfg  # noqa: F401
 
@@ -28,11 +28,11 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def test_registry_and_device() -> None:
-    assert set(training.MODELS) == {"lip2wav", "avsync", "gabor"}
-    assert training.select_device().type in ("cpu", "cuda")
-    assert training.select_device("cpu").type == "cpu"
+    assert set(registry.MODELS) == {"lip2wav", "avsync", "gabor"}
+    assert runtime.select_device().type in ("cpu", "cuda")
+    assert runtime.select_device("cpu").type == "cpu"
     with pytest.raises(ConfigError, match="unknown model"):
-        training.spec("wavenet")
+        registry.spec("wavenet")
 
 
 def test_model_config_presets_and_overrides() -> None:
@@ -45,18 +45,18 @@ def test_model_config_presets_and_overrides() -> None:
             "full": {"epochs": 9},
         },
     }
-    cfg = training.model_config(train, "lip2wav", fps=30.0)
+    cfg = registry.model_config(train, "lip2wav", fps=30.0)
     assert cfg["lr"] == 0.5 and cfg["hidden"] == 8 and cfg["epochs"] == 2  # direct key wins
     assert cfg["seed"] == 3 and cfg["fps"] == 30.0 and cfg["size"] == "tiny"
-    assert training.model_config(train, "lip2wav", size="full")["epochs"] == 9
+    assert registry.model_config(train, "lip2wav", size="full")["epochs"] == 9
     with pytest.raises(ConfigError, match="train.lip2wav.huge"):
-        training.model_config(train, "lip2wav", size="huge")
+        registry.model_config(train, "lip2wav", size="huge")
 
 
 def test_seed_everything_repeats_draws() -> None:
-    training.seed_everything(7)
+    runtime.seed_everything(7)
     a = (torch.rand(3), np.random.rand(3))
-    training.seed_everything(7)
+    runtime.seed_everything(7)
     b = (torch.rand(3), np.random.rand(3))
     assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1])
 
@@ -121,9 +121,9 @@ def test_checkpoint_resume_continues_and_matches_an_uninterrupted_run(tmp_path: 
 def test_resume_with_another_model_is_a_clear_error(tmp_path: Path) -> None:
     loader = _loader("mouth", n=2)
     training.train("gabor", loader, None, tiny_cfg("gabor", epochs=1), tmp_path)
-    with pytest.raises(training.TrainingError, match="'gabor' model"):
+    with pytest.raises(runtime.TrainingError, match="'gabor' model"):
         training.train("avsync", loader, None, tiny_cfg("avsync", epochs=1), tmp_path)
-    with pytest.raises(training.TrainingError, match="another architecture"):
+    with pytest.raises(runtime.TrainingError, match="another architecture"):
         training.train("gabor", loader, None, tiny_cfg("gabor", epochs=2, hidden=16), tmp_path)
 
 
@@ -142,7 +142,7 @@ def test_evaluate_speech_model_writes_metrics_and_wavs(model_name: str, tmp_path
     cfg = tiny_cfg(model_name, epochs=1, eval_wavs=2)
     result = training.train(model_name, loader, None, cfg, tmp_path / "ckpt")
     mel_params = {"hop_samples": 200, "max_abs_value": 4, "min_level_db": -100, "ref_level_db": 20}
-    summary = training.evaluate(
+    summary = evaluation.evaluate(
         model_name,
         result.checkpoint,
         loader,
@@ -179,23 +179,23 @@ def test_evaluate_sync_model_writes_verification_scores(tmp_path: Path) -> None:
     loader = _loader("mouth", n=8, batch_size=4, frames=25)
     cfg = tiny_cfg("avsync", epochs=1, folds=3)
     result = training.train("avsync", loader, None, cfg, tmp_path / "ckpt")
-    summary = training.evaluate("avsync", result.checkpoint, loader, cfg, tmp_path / "eval")
+    summary = evaluation.evaluate("avsync", result.checkpoint, loader, cfg, tmp_path / "eval")
     written = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert written == summary
     for key in ("eer", "auc", "ap", "eer_mean", "eer_std", "auc_mean", "ap_mean"):
         assert 0.0 <= written[key] <= 1.0, key
     assert written["pairs"] == 24 and written["genuine_pairs"] == 8
-    again = training.evaluate("avsync", result.checkpoint, loader, cfg, tmp_path / "eval2")
+    again = evaluation.evaluate("avsync", result.checkpoint, loader, cfg, tmp_path / "eval2")
     assert again == summary  # pairs are cut deterministically for scoring
 
 
 def test_evaluate_without_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(training.TrainingError, match="lipflow train gabor"):
-        training.evaluate("gabor", tmp_path / "none.pt", [], {}, tmp_path)
+    with pytest.raises(runtime.TrainingError, match="lipflow train gabor"):
+        evaluation.evaluate("gabor", tmp_path / "none.pt", [], {}, tmp_path)
 
 
 def test_evaluate_uses_griffin_lim_from_audio_features_by_default(tmp_path: Path) -> None:
-    from lipflow.tasks.features.audio import mel_spectrogram
+    from lipflow.tasks.features.mel import mel_spectrogram
     from lipflow.tasks.settings.project import load_params, section
 
     item = fake_clip(0, frames=25, kind="mouth", mouth_hw=(30, 50))
@@ -205,7 +205,7 @@ def test_evaluate_uses_griffin_lim_from_audio_features_by_default(tmp_path: Path
     cfg = tiny_cfg("gabor", epochs=1, eval_wavs=1)
     result = training.train("gabor", loader, None, cfg, tmp_path / "ckpt")
     mel_params = {**section(load_params(), "features.mel"), "griffin_lim_iters": 8}
-    summary = training.evaluate(
+    summary = evaluation.evaluate(
         "gabor", result.checkpoint, loader, cfg, tmp_path / "eval", mel_params=mel_params
     )
     assert summary["clips"] == 1 and 0 <= summary["mel_l1"] < 8

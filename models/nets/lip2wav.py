@@ -307,7 +307,7 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> t
 
 
 def build(cfg: dict[str, Any]) -> Lip2Wav:
-    """Model from a merged train config (see :func:`lipflow.models.training.model_config`)."""
+    """Model from a merged train config (see :func:`lipflow.models.registry.model_config`)."""
     return Lip2Wav(Lip2WavConfig.from_dict(cfg))
 
 

@@ -58,7 +58,7 @@ def fake_clip(seed: int, frames: int = 75, kind: str = "face", mouth_hw=(60, 100
 
 def tiny_cfg(model_name: str, **overrides) -> dict:
     """The tiny preset of params.yaml's train section for ``model_name``, with overrides."""
-    from lipflow.models.training import model_config
+    from lipflow.models.registry import model_config
     from lipflow.tasks.settings.project import load_params
 
     cfg = model_config(
