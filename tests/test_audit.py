@@ -22,10 +22,10 @@ STORE = "data/features/toy/s1.zarr"
 
 @pytest.fixture(scope="module")
 def toy_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
-    """A repo with commit A (mouth_size_px=8) and commit B (12), both reproduced."""
+    """A repo with commit A (mouth_height_px=8) and commit B (12), both reproduced."""
     repo = tmp_path_factory.mktemp("audit") / "toy"
-    rev_a = make_toy_project(repo, mouth_size_px=8)
-    set_param(repo, "mouth_size_px", 12)
+    rev_a = make_toy_project(repo, mouth_height_px=8)
+    set_param(repo, "mouth_height_px", 12)
     dvc("repro", "-q", cwd=repo)
     rev_b = commit_all(repo, "bigger mouth crops")
     return repo, rev_a, rev_b
@@ -35,9 +35,9 @@ def test_audit_between_two_commits_names_param_values_and_outputs(toy_repo):
     repo, rev_a, rev_b = toy_repo
     report = audit_revisions(rev_a, rev_b, repo)
 
-    assert report.params["params.yaml"]["preprocess.mouth_size_px"]["old"] == 8
-    assert report.params["params.yaml"]["preprocess.mouth_size_px"]["new"] == 12
-    assert list(report.params["params.yaml"]) == ["preprocess.mouth_size_px"]  # only that one
+    assert report.params["params.yaml"]["preprocess.mouth_height_px"]["old"] == 8
+    assert report.params["params.yaml"]["preprocess.mouth_height_px"]["new"] == 12
+    assert list(report.params["params.yaml"]) == ["preprocess.mouth_height_px"]  # only that one
     assert report.metrics["metrics/scores.json"]["stoi"]["new"] == pytest.approx(0.12)
     modified = " ".join(report.outputs["modified"])
     assert f"{STORE}/" in modified and "models/toy.ckpt" in modified
@@ -45,17 +45,17 @@ def test_audit_between_two_commits_names_param_values_and_outputs(toy_repo):
 
     (store,) = report.stores
     assert store.path == STORE and store.change == "modified"
-    assert store.attrs_a["params"]["preprocess"]["mouth_size_px"] == 8  # read at rev A
-    assert store.attrs_b["params"]["preprocess"]["mouth_size_px"] == 12
-    assert store.params_changed == {"preprocess.mouth_size_px": {"old": 8, "new": 12}}
+    assert store.attrs_a["params"]["preprocess"]["mouth_height_px"] == 8  # read at rev A
+    assert store.attrs_b["params"]["preprocess"]["mouth_height_px"] == 12
+    assert store.params_changed == {"preprocess.mouth_height_px": {"old": 8, "new": 12}}
     assert store.attrs_b["git_revision"] == rev_a  # B's store was made on top of commit A
 
     md = render(report, "md")
-    assert "`preprocess.mouth_size_px` | 8 | 12 |" in md
+    assert "`preprocess.mouth_height_px` | 8 | 12 |" in md
     assert "models/toy.ckpt" in md and f"`{STORE}` (modified)" in md
     data = json.loads(render(report, "json"))
     assert data["rev_a"] == rev_a and data["rev_b"] == rev_b
-    assert data["stores"][0]["params_changed"]["preprocess.mouth_size_px"]["new"] == 12
+    assert data["stores"][0]["params_changed"]["preprocess.mouth_height_px"]["new"] == 12
 
 
 def test_audit_head_against_workspace_and_no_change(toy_repo):
@@ -69,13 +69,13 @@ def test_audit_head_against_workspace_and_no_change(toy_repo):
 def test_audit_store_reports_params_revision_and_sources(toy_repo):
     repo, rev_a, _ = toy_repo
     info = audit_store(repo / STORE)
-    assert info["params"]["preprocess"]["mouth_size_px"] == 12
+    assert info["params"]["preprocess"]["mouth_height_px"] == 12
     assert info["git_revision"] == rev_a and info["corpus"] == "toy"
     assert info["clips"] == 3 and info["arrays"]["mouth"] == [3, 4, 12, 12]
     assert info["dvc_stage"]["stage"] == "make"
     assert info["dvc_stage"]["deps"][0]["path"] == "make.py"
     md = render_store(info)
-    assert "`preprocess.mouth_size_px` | 12 |" in md and "DVC stage `make`" in md
+    assert "`preprocess.mouth_height_px` | 12 |" in md and "DVC stage `make`" in md
     assert json.loads(render_store(info, "json"))["speaker"] == "s1"
 
 

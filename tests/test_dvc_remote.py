@@ -38,7 +38,7 @@ def test_refresh_flow_repros_and_pushes_to_the_remote(prefect_harness, tmp_path)
     repo, remote = tmp_path / "repo", tmp_path / "remote"
     make_toy_project(repo)
     dvc("remote", "add", "-d", "shared", str(remote), cwd=repo)
-    set_param(repo, "mouth_size_px", 10)  # makes the stage stale: refresh must re-run it
+    set_param(repo, "mouth_height_px", 10)  # makes the stage stale: refresh must re-run it
 
     result = refresh_flow(root=str(repo))
 

@@ -35,13 +35,13 @@ def missing_speakers(params: Mapping[str, Any], corpus: str, root: Path) -> list
 def download_command(params: Mapping[str, Any], corpus: str, speakers: list[str],
                      root: Path) -> list[str]:
     """The ``lipflow download`` command line that fetches ``speakers`` of ``corpus``."""
-    conf = params.get(corpus) or {}
+    conf = params[corpus]  # validated params: every key of the corpus section is present
     cmd = [*lipflow_command(), "download", corpus, *speakers, "--root",
            str(_raw_root(params, corpus, root)), "--no-progress"]
     if corpus == "grid":
-        cmd += ["--mirror", str(conf.get("mirror", "zenodo"))]
+        cmd += ["--mirror", str(conf["mirror"])]
     elif corpus == "lip2wav":
-        cmd += ["--split", str(conf.get("split", "test"))]
+        cmd += ["--split", str(conf["split"])]
         if conf.get("limit_videos"):  # 0 / null: every video of the list
             cmd += ["--limit", str(int(conf["limit_videos"]))]
     return cmd

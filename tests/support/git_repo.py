@@ -29,8 +29,8 @@ STAGE_SCRIPT = textwrap.dedent('''
     pre = params["preprocess"]
     rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True,
                          text=True).stdout.strip()
-    n, size = 3, int(pre["mouth_size_px"])
-    rng = np.random.default_rng(int(pre["seed"]))
+    n, size = 3, int(pre["mouth_height_px"])
+    rng = np.random.default_rng(int(pre["smooth_window_frames"]))
     store = zarr.open_group("data/features/toy/s1.zarr", mode="w", zarr_format=3)
     store.attrs.update({"params": {"preprocess": pre}, "git_revision": rev,
                         "lipflow_version": "0.1.0", "raw_manifest_sha256": "0" * 64,
@@ -50,7 +50,7 @@ DVC_YAML = {
         "make": {
             "cmd": f"{sys.executable} make.py",
             "deps": ["make.py"],
-            "params": ["preprocess.mouth_size_px", "preprocess.seed"],
+            "params": ["preprocess.mouth_height_px", "preprocess.smooth_window_frames"],
             "outs": ["data/features/toy/s1.zarr", "models/toy.ckpt"],
             "metrics": [{"metrics/scores.json": {"cache": False}}],
         }
@@ -105,7 +105,7 @@ def commit_all(repo: Path, message: str) -> str:
     return git("rev-parse", "HEAD", cwd=repo).strip()
 
 
-def make_toy_project(repo: Path, mouth_size_px: int = 8) -> str:
+def make_toy_project(repo: Path, mouth_height_px: int = 8) -> str:
     """Create, reproduce and commit the toy project in ``repo``; returns the commit sha."""
     repo.mkdir(parents=True, exist_ok=True)
     git("init", "-q", cwd=repo)
@@ -114,7 +114,9 @@ def make_toy_project(repo: Path, mouth_size_px: int = 8) -> str:
     (repo / "make.py").write_text(STAGE_SCRIPT)
     (repo / "dvc.yaml").write_text(yaml.safe_dump(DVC_YAML, sort_keys=False))
     (repo / "params.yaml").write_text(yaml.safe_dump(
-        {"preprocess": {"mouth_size_px": mouth_size_px, "seed": 7, "face_margin": 0.25}},
+        {"grid": {"speakers": []},  # no corpus to download: lipflow's defaults name four
+         "preprocess": {"mouth_height_px": mouth_height_px, "smooth_window_frames": 7,
+                        "face_margin": 0.25}},
         sort_keys=False))
     dvc("repro", "-q", cwd=repo)
     return commit_all(repo, "toy project")
