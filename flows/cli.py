@@ -301,17 +301,22 @@ def evaluate(model: ModelArgument, runner: RunnerOption = None,
 def sync_score(
     store: Annotated[Path, typer.Argument(help="A feature store (.zarr).")],
     checkpoint: Annotated[Path | None, typer.Option(help="avsync checkpoint.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Scores file (default: data/sync/<corpus>/<speaker>.parquet, corpus from "
+             "params).")] = None,
     max_offset: Annotated[int, typer.Option(help="Largest offset tried, in frames.")] = 15,
 ) -> None:
-    """Write each clip's audio-visual sync score and best offset into its manifest."""
+    """Write each clip's audio-visual sync score and best offset to a file of their own."""
     from lipflow.flows.train import sync_score_flow
     from lipflow.models.outputs import checkpoint_dir
+    from lipflow.models.sync_scores import sync_scores_path
     from lipflow.tasks.common.errors import ConfigError
 
     if not store.is_dir():
         raise ConfigError(f"no store at {store}")
     ckpt = checkpoint or checkpoint_dir("avsync") / "best.pt"
-    typer.echo(f"wrote {sync_score_flow(store, ckpt, max_offset)}")
+    target = out or sync_scores_path(load_params(), store)
+    typer.echo(f"wrote {sync_score_flow(store, ckpt, target, max_offset)}")
 
 
 @app.command("serve")

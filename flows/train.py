@@ -63,8 +63,13 @@ def evaluate_flow(model: str, params: dict[str, Any] | None = None) -> dict[str,
 
 
 @flow(name="sync-score", log_prints=True)
-def sync_score_flow(store: Path, checkpoint: Path, max_offset_frames: int = 15) -> Path:
-    """Write each clip's audio-visual sync score and best offset into its clip manifest."""
+def sync_score_flow(store: Path, checkpoint: Path, out: Path,
+                    max_offset_frames: int = 15) -> Path:
+    """Write each kept clip's audio-visual sync score and best offset to ``out``.
+
+    ``out`` is the stage's own file (``data/sync/<corpus>/<speaker>.parquet``): the store
+    and its clip manifest belong to ``prepare`` and are only read.
+    """
     from lipflow.models.sync_scores import score_store
 
-    return score_store(Path(store), Path(checkpoint), max_offset_frames)
+    return score_store(Path(store), Path(checkpoint), Path(out), max_offset_frames)

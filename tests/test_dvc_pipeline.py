@@ -17,6 +17,7 @@ import yaml
 import zarr
 
 from tests.support.project_copy import commit, copy_project, run
+from tests.support.stage_deps import Layout, covers, load_stages, stage_closure
 
 pytestmark = pytest.mark.slow
 
@@ -34,6 +35,11 @@ def edit_params(repo: Path, dotted: str, value: object) -> None:
 
 def ran_stages(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def changed_stages(repo: Path) -> set[str]:
+    """Stages `dvc status` reports as changed (deps, outs or command)."""
+    return set(json.loads(run(["dvc", "status", "--json"], repo).stdout or "{}"))
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +62,7 @@ def first_repro(repo: Path) -> str:
 
 def test_repro_builds_sample_end_to_end(repo: Path, first_repro: str) -> None:
     assert ran_stages(first_repro) == {
-        "download_grid@s1", "prepare_grid@s1",
+        "download_grid@s1", "prepare_grid@s1", "sync_score@s1",
         *(f"{step}@{model}" for step in ("train", "evaluate")
           for model in ("lip2wav", "avsync", "gabor")),
     }
@@ -94,13 +100,51 @@ def test_metrics_and_plots_are_readable_by_dvc(repo: Path, first_repro: str) -> 
     assert list((repo / "data/models/lip2wav").glob("*.pt"))
 
 
-def test_sync_score_writes_scores_into_the_clip_manifest(repo: Path, first_repro: str) -> None:
-    run(["lipflow", "sync-score", "data/features/grid/s1.zarr"], repo)
+def test_sync_score_stage_writes_its_own_file(repo: Path, first_repro: str) -> None:
+    scores = pd.read_parquet(repo / "data/sync/grid/s1.parquet")
     clips = pd.read_parquet(repo / "data/features/grid/s1.parquet")
     kept = clips[clips["kept"]]
-    assert kept["sync_score"].notna().all()
-    assert kept["sync_offset_frames"].abs().le(15).all()
-    run(["dvc", "checkout", "-q", "-f"], repo)  # back to the pipeline's own manifest
+    assert list(scores["clip_id"]) == list(kept["clip_id"])
+    assert list(scores["store_index"]) == list(kept["store_index"])
+    assert scores["sync_score"].notna().all()
+    assert scores["sync_offset_frames"].abs().le(15).all()
+    assert clips["sync_score"].isna().all()  # prepare's manifest is only read
+    assert changed_stages(repo) == set()
+    # The command's default path is the stage's output, derived from params.
+    out = run(["lipflow", "sync-score", "data/features/grid/s1.zarr"], repo).stdout
+    assert out.strip().endswith("data/sync/grid/s1.parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(repo / "data/sync/grid/s1.parquet"), scores)
+    run(["dvc", "checkout", "-q", "-f"], repo)  # back to the pipeline's own file
+
+
+@pytest.mark.parametrize(("module", "must_change"), [
+    ("tasks/faces/yuv_crops.py", ("prepare_",)),
+    ("tasks/media/yuv.py", ("prepare_",)),
+    ("models/dataset.py", ("train@",)),
+    ("models/metrics.py", ("evaluate@",)),
+])
+def test_a_code_edit_marks_the_stages_that_import_it(
+        repo: Path, first_repro: str, module: str, must_change: tuple[str, ...]) -> None:
+    """Appending a comment to a module changes every stage whose command's import closure
+    holds it (tests/test_stage_deps.py), only stages whose deps name it or its folder, and
+    no download (their code imports none of these)."""
+    built = set(yaml.safe_load((repo / "dvc.lock").read_text())["stages"])
+    layout, clis = Layout.read(repo), {}
+    stages = [s for s in load_stages(repo) if s.name in built]  # no empty-foreach stand-ins
+    importers = {s.name for s in stages if module in stage_closure(layout, clis, s)}
+    covering = {s.name for s in stages if any(covers(d, module) for d in s.deps)}
+    must = {s for s in built if s.startswith(must_change)}
+    assert must and must <= importers
+    path = repo / module
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original + b"\n# touched by test_dvc_pipeline\n")
+        changed = changed_stages(repo)
+    finally:
+        path.write_bytes(original)
+    assert importers <= changed <= covering
+    assert not any(s.startswith("download_") for s in changed)
+    assert changed_stages(repo) == set()
 
 
 def test_exp_run_param_change_shows_in_metrics_diff(repo: Path, first_repro: str) -> None:
