@@ -17,8 +17,10 @@ pytestmark = pytest.mark.slow
 
 PROBE = r"""
 import importlib, json, os, pkgutil, sys
+# Third-party libraries that touch the environment themselves (OpenCV and MediaPipe set
+# LD_LIBRARY_PATH when imported) are imported first: what is measured is lipflow's share.
+import cv2, mediapipe, numpy, speechpy.processing
 before = dict(os.environ)
-import numpy, speechpy.processing
 np_before = speechpy.processing.np
 names = []
 for root in ("lipflow.tasks", "lipflow.flows", "lipflow.models"):
