@@ -12,7 +12,6 @@ import csv
 import io
 import json
 import math
-import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from lipflow.models.runtime import (
     to_device,
 )
 from lipflow.tasks.common.atomic import write_bytes_atomic
+from lipflow.tasks.common.progress import show_progress
 
 
 @dataclass
@@ -121,7 +121,7 @@ def train(
     best_val = math.inf
     if resume and last.is_file():
         history, best_val, start = resume_last(last, model_name, model, optimiser, scaler, device)
-    show = progress if progress is not None else os.isatty(2)
+    show = show_progress(progress)
     for epoch in range(start, int(cfg["epochs"]) + 1):
         t0 = time.perf_counter()
         model.train()
