@@ -290,10 +290,34 @@ def evaluate(model: ModelArgument, runner: RunnerOption = None,
     from lipflow.models.outputs import metrics_path
 
     scores = _on_runner(evaluate_flow, runner, address)(model, load_params())
-    for name, value in sorted(scores.items()):
-        if isinstance(value, int | float):
-            typer.echo(f"{name}: {value:.4g}")
+
+    def numbers(prefix: str, values: dict[str, Any]) -> list[tuple[str, float]]:
+        out: list[tuple[str, float]] = []
+        for key, value in values.items():
+            if isinstance(value, dict):  # nested: lip2wav_protocol.stoi, ground_truth.wer
+                out += numbers(f"{prefix}{key}.", value)
+            elif isinstance(value, int | float):
+                out.append((f"{prefix}{key}", value))
+        return out
+
+    for name, value in sorted(numbers("", scores)):
+        typer.echo(f"{name}: {value:.4g}")
     typer.echo(f"wrote {metrics_path(model)}")
+
+
+@app.command("asr")
+@reports_errors
+def asr(
+    wavs: Annotated[list[Path], typer.Argument(help="16 kHz mono int16 wav files.")],
+    grammar: Annotated[str, typer.Option(
+        help="grid: GRID's sentence grammar | none: the general English language model.")]
+        = "grid",
+) -> None:
+    """Transcribe each WAV offline (pocketsphinx); prints PATH<TAB>words per file."""
+    from lipflow.models.asr import check_grammar, transcribe_files
+
+    for path, words in transcribe_files(wavs, check_grammar(grammar)):  # all read first
+        typer.echo(f"{path}\t{words}")
 
 
 @app.command("sync-score")

@@ -11,14 +11,19 @@ import csv
 import io
 import json
 import math
+import re
+import shutil
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
-from lipflow.models.checkpoints import read_checkpoint
+from lipflow.models.checkpoints import BEST_NAME, LAST_NAME, read_checkpoint
 from lipflow.models.outputs import json_safe
 from lipflow.models.registry import COMMON_DEFAULTS, spec
 from lipflow.models.runtime import TrainingError, seed_everything, select_device, to_device
@@ -30,6 +35,13 @@ def load_model(model_name: str, checkpoint: Path, device: torch.device | None = 
     :func:`lipflow.models.training.train` (with the config it was trained with)."""
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
+        last = checkpoint.with_name(LAST_NAME)
+        if checkpoint.name == BEST_NAME and last.is_file():
+            raise TrainingError(
+                f"no {BEST_NAME} beside {last}: training never saw a finite validation loss, "
+                f"so no epoch was kept as best; give train.split a val part with clips and "
+                f"run lipflow train {model_name} again"
+            )
         raise TrainingError(f"no checkpoint at {checkpoint}; run lipflow train {model_name} first")
     device = device or select_device()
     ckpt = read_checkpoint(checkpoint, model_name, device)
@@ -39,68 +51,201 @@ def load_model(model_name: str, checkpoint: Path, device: torch.device | None = 
     return model, ckpt["cfg"]
 
 
-def _write_wav(path: Path, wav: np.ndarray, sample_rate_hz: int) -> None:
+def clip_wav_name(clip_id: str) -> str:
+    """The wav file name of a clip: its id with every run of unsafe characters as ``_``
+    (``s1/bbaf2n/0`` -> ``s1_bbaf2n_0.wav``)."""
+    stem = re.sub(r"[^A-Za-z0-9.-]+", "_", str(clip_id)).strip("_.")
+    if not stem:
+        raise TrainingError(f"clip id {clip_id!r} gives no usable file name")
+    return f"{stem}.wav"
+
+
+def _write_pcm(path: Path, pcm: np.ndarray, sample_rate_hz: int) -> None:
     from scipy.io import wavfile
 
-    pcm = (np.clip(wav, -1.0, 1.0) * 32767).astype(np.int16)
     with atomic_path(path) as tmp:
-        wavfile.write(tmp, sample_rate_hz, pcm)
+        wavfile.write(tmp, sample_rate_hz, np.asarray(pcm, dtype=np.int16))
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """What names a test clip in the outputs; empty strings where the loader has no manifest."""
+
+    clip_id: str
+    speaker: str
+    transcript: str
+    corpus: str
+
+
+def _clip_info(clips: pd.DataFrame | None, batch: Mapping[str, Any], i: int,
+               n: int) -> ClipInfo:
+    """The manifest row of item ``i`` of ``batch`` (``clip_index`` into the dataset's clips);
+    a loader without one (in-memory items) gets ``clip_<n>`` and no transcript."""
+    if clips is None or "clip_index" not in batch:
+        return ClipInfo(f"clip_{n:04d}", "", "", "")
+    row = clips.iloc[int(batch["clip_index"][i])]
+
+    def text(key: str) -> str:
+        value = row.get(key)
+        return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(
+            value)
+
+    return ClipInfo(text("clip_id"), text("speaker"), " ".join(text("transcript").split()),
+                    text("corpus"))
+
+
+def _flat(prefix: str, scores: Mapping[str, Any]) -> dict[str, Any]:
+    return {f"{prefix}.{k}": v for k, v in scores.items()}
+
+
+def _aggregate(records: list[dict[str, Any]], keys: list[str]) -> dict[str, Any]:
+    """Mean of each metric over the clips that scored it, with ``<metric>_clips`` (how many)
+    and ``<metric>_excluded`` (``{reason: count}``; empty when none was left out), nested
+    by the dotted metric name (``lip2wav_protocol.pesq`` -> ``{"lip2wav_protocol": {...}}``).
+    """
+    from lipflow.models.metrics import Excluded
+
+    out: dict[str, Any] = {}
+    for key in keys:
+        values = [r[key] for r in records if isinstance(r[key], float)]
+        reasons = Counter(r[key].reason for r in records if isinstance(r[key], Excluded))
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = float(np.mean(values)) if values else float("nan")
+        node[f"{leaf}_clips"] = len(values)
+        node[f"{leaf}_excluded"] = dict(sorted(reasons.items()))
+    return out
+
+
+def _corpus_wer(records: list[dict[str, Any]], wer_key: str) -> dict[str, Any]:
+    """Pooled WER of one row kind over the clips with a transcript (the others counted)."""
+    from lipflow.models.asr import word_error_rate
+
+    scored = [r for r in records if r["transcript"]]
+    missing = len(records) - len(scored)
+    value = (word_error_rate([r["transcript"] for r in scored], [r["hypothesis"] for r in scored])
+             if scored else float("nan"))
+    return {wer_key: value, f"{wer_key}_clips": len(scored),
+            f"{wer_key}_excluded": {"no_transcript": missing} if missing else {}}
+
+
+SIGNAL_KEYS = [f"{p}.{m}" for p in ("lip2wav_protocol", "vcagan_protocol")
+               for m in ("stoi", "estoi", "pesq")]
+MEL_KEYS = ["mcd_db", "mel_l1", "spectrogram_correlation"]
+#: Row kinds: the model, the stored audio itself, Griffin-Lim of the ground-truth mel.
+ROW_KINDS = ("model", "ground_truth", "griffin_lim")
+
+
+def _signal_scores(ref: np.ndarray, deg: np.ndarray, sample_rate_hz: int) -> dict[str, Any]:
+    from lipflow.models import metrics
+
+    return {**_flat("lip2wav_protocol", metrics.lip2wav_protocol(ref, deg, sample_rate_hz)),
+            **_flat("vcagan_protocol", metrics.vcagan_protocol(ref, deg, sample_rate_hz))}
+
+
+def _mel_scores(mel_t: np.ndarray, mel_p: np.ndarray, ln: Mapping[str, float]) -> dict[str, Any]:
+    from lipflow.models import metrics
+
+    corr = metrics.spectrogram_correlation(mel_t, mel_p)
+    return {
+        "mcd_db": metrics.mel_cepstral_distortion(
+            metrics.lip2wav_mel_to_ln(mel_t, **ln), metrics.lip2wav_mel_to_ln(mel_p, **ln)),
+        "mel_l1": metrics.mel_l1(mel_t, mel_p),
+        "spectrogram_correlation": (corr if math.isfinite(corr)
+                                    else metrics.Excluded("constant_spectrogram")),
+    }
 
 
 def _speech_scores(
     model, spec_, loader, cfg, out_dir, inverse_mel, mel_params, device, sample_rate_hz
-) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    from lipflow.models import metrics
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from lipflow.models import asr, metrics
 
     fps = float(cfg["fps"])
-    rows: list[dict[str, Any]] = []
     ln = {
         k: float(mel_params[k])
         for k in ("max_abs_value", "min_level_db", "ref_level_db")
         if k in mel_params
     }
+    clips = getattr(getattr(loader, "dataset", None), "clips", None)
+    wav_dir = out_dir / "wavs"
+    shutil.rmtree(wav_dir, ignore_errors=True)  # only this run's clips, named by clip id
+    names: dict[str, str] = {}
+    pending: list[tuple[ClipInfo, dict[str, np.ndarray]]] = []
+    records: dict[str, list[dict[str, Any]]] = {kind: [] for kind in ROW_KINDS}
     for batch in loader:
         pred = spec_.predict(model, to_device(batch, device)).float().cpu().numpy()
         true = batch["mel"].float().numpy()
         wavs = batch["wav"].numpy()
         t = batch["video"].shape[1]
         for i in range(len(pred)):
+            info = _clip_info(clips, batch, i, len(pending))
+            name = clip_wav_name(info.clip_id)
+            if name in names:
+                raise TrainingError(f"clips {names[name]!r} and {info.clip_id!r} both write "
+                                    f"{name}; clip ids must stay distinct once sanitised")
+            names[name] = info.clip_id
             valid = int(batch["valid_frames"][i]) if "valid_frames" in batch else t
             m = max(1, math.ceil(valid * pred.shape[1] / t))
             mel_p, mel_t = pred[i, :m], true[i, :m]
             n = min(wavs.shape[1], int(round(valid * sample_rate_hz / fps)))
             ref = wavs[i, :n].astype(np.float64) / 32768.0
-            deg = np.asarray(inverse_mel(mel_p, mel_params), dtype=np.float64)[:n]
-            row = {
-                "clip": len(rows),
-                "stoi": metrics.stoi_score(ref, deg, sample_rate_hz),
-                "estoi": metrics.estoi_score(ref, deg, sample_rate_hz),
-                "pesq_lip2wav": metrics.pesq_lip2wav(ref, deg, sample_rate_hz),
-                "pesq_vcagan": metrics.pesq_vcagan(ref, deg, sample_rate_hz),
-                "mcd_db": metrics.mel_cepstral_distortion(
-                    metrics.lip2wav_mel_to_ln(mel_t, **ln), metrics.lip2wav_mel_to_ln(mel_p, **ln)
-                ),
-                "mel_l1": metrics.mel_l1(mel_t, mel_p),
-                "spectrogram_correlation": metrics.spectrogram_correlation(mel_t, mel_p),
+            signals = {
+                "model": np.asarray(inverse_mel(mel_p, mel_params), dtype=np.float64)[:n],
+                "ground_truth": ref,
+                "griffin_lim": np.asarray(inverse_mel(mel_t, mel_params), dtype=np.float64)[:n],
             }
-            if row["clip"] < int(cfg["eval_wavs"]):
-                _write_wav(
-                    out_dir / "wavs" / f"{row['clip']:03d}_generated.wav", deg, sample_rate_hz
-                )
-                _write_wav(
-                    out_dir / "wavs" / f"{row['clip']:03d}_reference.wav", ref, sample_rate_hz
-                )
-            rows.append(row)
-    if not rows:
+            for kind, deg in signals.items():
+                row = {"kind": kind, "clip_id": info.clip_id, "speaker": info.speaker,
+                       "transcript": info.transcript, "hypothesis": "",
+                       **_signal_scores(ref, deg, sample_rate_hz)}
+                if kind == "model":
+                    row.update(_mel_scores(mel_t, mel_p, ln))
+                records[kind].append(row)
+            pcm = metrics.peak_normalise_int16(signals["model"])
+            _write_pcm(wav_dir / name, pcm, sample_rate_hz)  # the signal the Lip2Wav row scored
+            pending.append((info, {"model": pcm, "ground_truth": wavs[i, :n],
+                                   "griffin_lim": metrics.peak_normalise_int16(
+                                       signals["griffin_lim"])}))
+    if not pending:
         raise TrainingError("the test data yielded no clips to score")
-    summary: dict[str, float] = {}
-    for key in rows[0]:
-        if key == "clip":
-            continue
-        values = np.array([r[key] for r in rows], dtype=np.float64)
-        summary[key] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
-    summary["clips"] = float(len(rows))
+    corpora = {info.corpus for info, _ in pending}
+    grammar: asr.Grammar = "grid" if corpora == {"grid"} else "none"
+    wer_key = asr.metric_name(grammar)
+    for kind in ROW_KINDS:
+        for row, (info, pcms) in zip(records[kind], pending, strict=True):
+            if info.transcript:
+                row["hypothesis"] = asr.transcribe(pcms[kind], grammar)
+                row[f"clip_{wer_key}"] = asr.word_error_rate([info.transcript],
+                                                             [row["hypothesis"]])
+    recogniser = "grid grammar" if grammar == "grid" else "general English LM"
+    summary: dict[str, Any] = {"clips": len(pending), "asr": f"pocketsphinx, {recogniser}"}
+    summary.update(_aggregate(records["model"], SIGNAL_KEYS + MEL_KEYS))
+    summary.update(_corpus_wer(records["model"], wer_key))
+    for kind in ROW_KINDS[1:]:
+        summary[kind] = {**_aggregate(records[kind], SIGNAL_KEYS),
+                         **_corpus_wer(records[kind], wer_key)}
+    rows = [_csv_row(r) for kind in ROW_KINDS for r in records[kind]]
     return summary, rows
+
+
+def _csv_row(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A per-clip record as CSV cells: an excluded score is an empty cell, its reason
+    listed in ``excluded`` (``metric: reason; ...``)."""
+    from lipflow.models.metrics import Excluded
+
+    cells: dict[str, Any] = {}
+    excluded = []
+    for key, value in record.items():
+        if isinstance(value, Excluded):
+            cells[key] = ""
+            excluded.append(f"{key}: {value.reason}")
+        else:
+            cells[key] = value
+    cells["excluded"] = "; ".join(excluded)
+    return cells
 
 
 def _sync_scores(
@@ -143,18 +288,28 @@ def evaluate(
     mel_params: Mapping[str, Any] | None = None,
     inverse_mel: Callable[[np.ndarray, Mapping[str, Any]], np.ndarray] | None = None,
     sample_rate_hz: int = 16000,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Score a trained model on the test clips; write and return the summary.
 
     Speech models (lip2wav, gabor): each predicted mel becomes a waveform through
     ``inverse_mel`` (default ``lipflow.tasks.features.mel.inv_mel_spectrogram``, Griffin-Lim,
     with ``mel_params`` = ``features.mel`` of params.yaml) and is scored against the clip's
-    real audio: STOI, ESTOI, both PESQs, MCD, mel L1 and spectrogram correlation, averaged
-    over clips (NaN scores, e.g. PESQ on silence, are left out of the mean). The first
-    ``cfg['eval_wavs']`` generated and reference wavs go to ``out_dir/wavs``. The sync
-    model: EER, AUC and AP over the test pairs, plus their mean/std over ``cfg['folds']``
-    folds. Writes ``metrics_path`` (default ``out_dir/metrics.json``, the DVC metric) and
-    ``out_dir/per_clip.csv``.
+    stored audio under both papers' protocols (:func:`lipflow.models.metrics.lip2wav_protocol`:
+    peak-normalised int16, PESQ nb at 16 kHz; :func:`~lipflow.models.metrics.vcagan_protocol`:
+    clipped to [-1, 1], PESQ nb at 8 kHz), plus MCD, mel L1, spectrogram correlation and
+    the WER of :mod:`lipflow.models.asr` (GRID grammar when every clip is GRID, else the
+    general LM, reported as ``wer_general_lm``). The same signal scores are computed for two
+    reference rows on the same clips, ``ground_truth`` (the stored audio) and
+    ``griffin_lim`` (Griffin-Lim of the ground-truth mel: the vocoder's ceiling), so a
+    model's score reads against its upper bounds. Means are over the clips that could be
+    scored; ``<metric>_clips`` counts them and ``<metric>_excluded`` counts the rest by
+    reason (no NaN is dropped silently). ``out_dir/wavs/<clip id>.wav`` holds, for every
+    test clip, the model's waveform exactly as the Lip2Wav protocol scored it;
+    ``out_dir/clips.csv`` has one row per clip and row kind.
+
+    The sync model: EER, AUC and AP over the test pairs, plus their mean/std over
+    ``cfg['folds']`` folds, one row per pair in ``out_dir/pairs.csv``. Both write
+    ``metrics_path`` (default ``out_dir/metrics.json``, the DVC metric).
     """
     spec_ = spec(model_name)
     out_dir = Path(out_dir)
@@ -183,11 +338,13 @@ def evaluate(
     else:
         summary, rows = _sync_scores(model, spec_, test_loader, run_cfg, device)
     summary = {"model": model_name, **summary}
+    fields = list(dict.fromkeys(key for row in rows for key in row))
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=fields, restval="", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    write_bytes_atomic(out_dir / "per_clip.csv", buf.getvalue().encode())
+    table = "clips.csv" if spec_.kind == "speech" else "pairs.csv"
+    write_bytes_atomic(out_dir / table, buf.getvalue().encode())
     target = Path(metrics_path) if metrics_path else out_dir / "metrics.json"
     write_bytes_atomic(target, json.dumps(json_safe(summary), indent=2, sort_keys=True).encode())
     return summary

@@ -10,6 +10,10 @@ Speech (per clip, 16 kHz float waveforms in [-1, 1]):
   ``scipy.signal.resample_poly`` and scored narrow band, as VCA-GAN reported it. The two
   PESQ variants differ by a few tenths on the same pair, so papers are only comparable
   within one variant; we report both.
+* :func:`lip2wav_protocol` / :func:`vcagan_protocol` -- STOI, ESTOI and PESQ of one
+  clip the way each paper prepared the waveform (peak-normalised int16 / clipped to
+  [-1, 1]); a score that cannot be computed is an :class:`Excluded` with its reason, so
+  evaluation can count exclusions instead of dropping NaNs.
 * :func:`mel_cepstral_distortion` -- MCD in dB between two mel spectrograms (formula in
   the function docstring).
 * :func:`mel_l1` -- mean absolute difference of two (normalised) mels.
@@ -24,7 +28,10 @@ Sync / verification (labels 1 = genuine pair, scores: higher = more likely genui
 from __future__ import annotations
 
 import math
+import re
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.fft import dct
@@ -105,6 +112,112 @@ def pesq_vcagan(ref: np.ndarray, deg: np.ndarray, sample_rate_hz: int = 16000) -
     g = math.gcd(8000, int(sample_rate_hz))
     up, down = 8000 // g, int(sample_rate_hz) // g
     return _pesq(8000, resample_poly(r, up, down), resample_poly(d, up, down))
+
+
+@dataclass(frozen=True)
+class Excluded:
+    """A clip a metric could not score, and why (``silent_reference``, ...)."""
+
+    reason: str
+
+
+Score = float | Excluded
+
+#: The metrics each paper protocol reports, in the order they are written.
+PROTOCOL_METRICS = ("stoi", "estoi", "pesq")
+
+
+def peak_normalise_int16(wav: np.ndarray) -> np.ndarray:
+    """``wav / max(abs(wav)) * 32767`` as int16, Lip2Wav's ``save_wav``; silence stays zeros.
+
+    Lip2Wav scored the wav files it wrote, so its generated speech always peaks at full
+    scale whatever the vocoder's level (Griffin-Lim peaks near 2 even on ground-truth
+    mels): scoring the unnormalised float signal instead moves STOI by up to 0.06.
+    """
+    x = np.asarray(wav, dtype=np.float64)
+    if x.ndim != 1 or x.size == 0:
+        raise MetricError(f"expected a non-empty 1-D waveform, got shape {x.shape}")
+    peak = float(np.max(np.abs(x)))
+    if peak == 0.0 or not math.isfinite(peak):
+        return np.zeros(len(x), dtype=np.int16)
+    return (x / peak * 32767).astype(np.int16)
+
+
+def clip_unit(wav: np.ndarray) -> np.ndarray:
+    """The waveform clipped to [-1, 1], what writing float audio to 16-bit PCM does."""
+    return np.clip(_as_float_wave(wav, "waveform"), -1.0, 1.0)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower().removesuffix("_error")
+
+
+def _stoi_checked(ref: np.ndarray, deg: np.ndarray, rate: int, extended: bool) -> Score:
+    """pystoi's score, or Excluded where it returns its 1e-5 "not enough frames" stand-in."""
+    from pystoi import stoi
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = float(stoi(ref, deg, rate, extended=extended))
+    if any("Not enough STFT frames" in str(w.message) for w in caught):
+        return Excluded("too_short_for_stoi")
+    return value
+
+
+def _pesq_checked(rate: int, ref: np.ndarray, deg: np.ndarray) -> Score:
+    """PESQ narrow band, or Excluded naming why pesq could not score the pair."""
+    from pesq import PesqError, pesq
+
+    if not np.any(deg):
+        return Excluded("silent_output")
+    try:
+        return float(pesq(rate, ref, deg, "nb"))
+    except PesqError as err:
+        return Excluded(_snake(type(err).__name__))
+
+
+def _protocol(ref: np.ndarray, deg: np.ndarray, sample_rate_hz: int,
+              pesq_rate_hz: int) -> dict[str, Score]:
+    if not np.any(ref):
+        return dict.fromkeys(PROTOCOL_METRICS, Excluded("silent_reference"))
+    n = min(len(ref), len(deg))
+    r, d = ref[:n], deg[:n]
+    scores: dict[str, Score] = {
+        "stoi": _stoi_checked(r, d, sample_rate_hz, extended=False),
+        "estoi": _stoi_checked(r, d, sample_rate_hz, extended=True),
+    }
+    if pesq_rate_hz != sample_rate_hz:
+        g = math.gcd(pesq_rate_hz, sample_rate_hz)
+        r = resample_poly(r, pesq_rate_hz // g, sample_rate_hz // g)
+        d = resample_poly(d, pesq_rate_hz // g, sample_rate_hz // g)
+    scores["pesq"] = _pesq_checked(pesq_rate_hz, r, d)
+    return scores
+
+
+def lip2wav_protocol(ref: np.ndarray, deg: np.ndarray,
+                     sample_rate_hz: int = 16000) -> dict[str, Score]:
+    """STOI, ESTOI and PESQ (``pesq(16000, ref, deg, 'nb')``) as Lip2Wav scored them.
+
+    Both waveforms go through :func:`peak_normalise_int16` first, as Lip2Wav's test
+    script wrote reference and generated audio to 16-bit wavs before scoring them; pass
+    the int16 array :func:`peak_normalise_int16` returns to write the file scored here.
+    """
+    if sample_rate_hz != 16000:
+        raise MetricError(f"the Lip2Wav protocol needs 16 kHz audio, got {sample_rate_hz} Hz")
+    r = peak_normalise_int16(_as_float_wave(ref, "reference")).astype(np.float64) / 32768.0
+    d = peak_normalise_int16(_as_float_wave(deg, "degraded")).astype(np.float64) / 32768.0
+    return _protocol(r, d, 16000, 16000)
+
+
+def vcagan_protocol(ref: np.ndarray, deg: np.ndarray,
+                    sample_rate_hz: int = 16000) -> dict[str, Score]:
+    """STOI and ESTOI at ``sample_rate_hz``, PESQ narrow band at 8 kHz, as VCA-GAN did.
+
+    The generated waveform is clipped to [-1, 1] (:func:`clip_unit`); for PESQ both are
+    resampled to 8 kHz with ``scipy.signal.resample_poly`` (as :func:`pesq_vcagan`).
+    """
+    r = _as_float_wave(ref, "reference")
+    return _protocol(r, clip_unit(deg), int(sample_rate_hz), 8000)
 
 
 def lip2wav_mel_to_ln(

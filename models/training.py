@@ -81,6 +81,14 @@ def _mean_loss(spec_: ModelSpec, model, loader, device, autocast) -> float:
     return total / count if count else float("nan")
 
 
+def _is_empty(loader: Iterable[Any]) -> bool:
+    """Whether a loader yields nothing, by its length when it has one (no batch is read)."""
+    try:
+        return len(loader) == 0  # type: ignore[arg-type]
+    except TypeError:
+        return next(iter(loader), None) is None
+
+
 def train(
     model_name: str,
     train_loader: Iterable[dict[str, torch.Tensor]],
@@ -101,6 +109,12 @@ def train(
     uninterrupted one. ``progress`` shows a tqdm bar (default: when stderr is a terminal).
     """
     spec_ = spec(model_name)
+    if val_loader is not None and _is_empty(val_loader):
+        raise TrainingError(
+            f"the validation part of the split holds no clips for {model_name}: best.pt, "
+            "which lipflow evaluate scores, is only written when the validation loss improves; "
+            "give train.split a val part with clips"
+        )
     cfg = {**COMMON_DEFAULTS, **dict(cfg)}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

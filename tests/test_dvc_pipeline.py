@@ -91,10 +91,14 @@ def test_nothing_changed_nothing_reruns(repo: Path, first_repro: str) -> None:
 def test_metrics_and_plots_are_readable_by_dvc(repo: Path, first_repro: str) -> None:
     metrics = json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout)
     flat = json.dumps(metrics)
-    for key in ("stoi", "estoi", "pesq_lip2wav", "pesq_vcagan", "mcd_db", "mel_l1", "eer"):
+    for key in ("lip2wav_protocol", "vcagan_protocol", "stoi", "estoi", "pesq", "pesq_excluded",
+                "ground_truth", "griffin_lim", "wer", "mcd_db", "mel_l1", "eer"):
         assert f'"{key}"' in flat, key
     lip2wav = json.loads((repo / "metrics/lip2wav.json").read_text())
-    assert 0.0 <= lip2wav["stoi"] <= 1.0 or lip2wav["stoi"] is None
+    for row in (lip2wav, lip2wav["ground_truth"], lip2wav["griffin_lim"]):
+        stoi = row["lip2wav_protocol"]["stoi"]
+        assert stoi is None or 0.0 <= stoi <= 1.0
+    assert (repo / "data/eval/lip2wav/clips.csv").is_file()
     plots = run(["dvc", "plots", "show", "--json"], repo).stdout
     assert "plots/lip2wav/train.csv" in plots and "val_loss" in plots
     assert list((repo / "data/models/lip2wav").glob("*.pt"))

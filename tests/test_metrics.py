@@ -57,6 +57,45 @@ def test_pesq_lip2wav_rejects_other_rates(speech: np.ndarray) -> None:
         metrics.pesq_lip2wav(speech, speech, sample_rate_hz=8000)
 
 
+def test_peak_normalisation_and_clipping_known_values() -> None:
+    wav = np.array([0.0, 1.05, -2.1, 0.525])
+    assert metrics.peak_normalise_int16(wav).tolist() == [0, 16383, -32767, 8191]
+    assert metrics.peak_normalise_int16(np.zeros(4)).tolist() == [0, 0, 0, 0]
+    assert metrics.clip_unit(wav).tolist() == [0.0, 1.0, -1.0, 0.525]
+
+
+def test_lip2wav_protocol_ignores_level_and_vcagan_protocol_sees_clipping(speech) -> None:
+    loud = 2.1 * speech / np.abs(speech).max()  # Griffin-Lim-like peak level
+    l2w = metrics.lip2wav_protocol(speech, loud)
+    assert l2w["stoi"] == pytest.approx(1.0, abs=1e-3) and l2w["pesq"] > 4.4
+    vca = metrics.vcagan_protocol(speech, loud)
+    assert vca["pesq"] < l2w["pesq"] - 0.3  # clipping at 1 distorts the loud signal
+    assert vca["stoi"] < l2w["stoi"]
+
+
+def test_vcagan_pesq_is_scored_on_8khz(speech) -> None:
+    from pesq import pesq
+    from scipy.signal import resample_poly
+
+    noisy = 0.5 * speech + np.random.default_rng(1).normal(0, 0.01, speech.shape)
+    assert np.abs(noisy).max() < 1.0  # nothing to clip: only the resampling is tested
+    expected = pesq(8000, resample_poly(speech, 1, 2), resample_poly(noisy, 1, 2), "nb")
+    assert metrics.vcagan_protocol(speech, noisy)["pesq"] == pytest.approx(expected, abs=1e-9)
+    assert metrics.pesq_vcagan(speech, noisy) == pytest.approx(expected, abs=1e-9)
+
+
+def test_protocols_name_why_a_clip_is_not_scored(speech) -> None:
+    silent = np.zeros_like(speech)
+    for protocol in (metrics.lip2wav_protocol, metrics.vcagan_protocol):
+        assert protocol(silent, speech) == dict.fromkeys(
+            ("stoi", "estoi", "pesq"), metrics.Excluded("silent_reference"))
+        assert protocol(speech, silent)["pesq"] == metrics.Excluded("silent_output")
+        assert protocol(speech[:2000], speech[:2000])["stoi"] == metrics.Excluded(
+            "too_short_for_stoi")
+    with pytest.raises(metrics.MetricError, match="16 kHz"):
+        metrics.lip2wav_protocol(speech, speech, sample_rate_hz=8000)
+
+
 def test_mcd_identical_is_zero_and_grows_with_difference() -> None:
     rng = np.random.default_rng(1)
     mel = rng.uniform(-4, 4, size=(240, 80))
