@@ -17,6 +17,12 @@ from lipflow.tasks.common.process import configure_process
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_GRID = PROJECT_ROOT / "data" / "samples" / "grid"
 
+# A `lipflow` subprocess that runs a flow starts (once) the local Prefect server under
+# PREFECT_HOME and every later one reuses it (lipflow.tasks.common.prefect_server), so the
+# session's throw-away home gets one server at most, started only when a test needs it and
+# stopped in pytest_sessionfinish. A developer's own PREFECT_HOME or PREFECT_API_URL wins
+# (and their server is left alone).
+_OWN_PREFECT_HOME = "PREFECT_HOME" not in os.environ
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="lipflow-prefect-"))
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -45,3 +51,11 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=90):
         yield
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the server that `lipflow` subprocesses started in the session's PREFECT_HOME."""
+    if _OWN_PREFECT_HOME and not hasattr(session.config, "workerinput"):  # xdist: controller
+        from lipflow.tasks.common.prefect_server import stop_server
+
+        stop_server(Path(os.environ["PREFECT_HOME"]))
