@@ -177,6 +177,18 @@ def download_youtube(
     typer.echo(f"{result.speaker}:\n{result.summary.table()}\nwrote {result.manifest}")
 
 
+NoAudioOption = Annotated[bool, typer.Option(
+    "--no-audio", help="Keep videos without an audio stream, as silent clips "
+    "(params preprocess.require_audio: false).")]
+
+
+def _audio_rule(params: dict[str, Any], no_audio: bool) -> dict[str, Any]:
+    """``params`` with ``preprocess.require_audio`` false when ``--no-audio`` was given."""
+    if no_audio:
+        params["preprocess"] = {**params["preprocess"], "require_audio": False}
+    return params
+
+
 @download_app.command("local")
 @reports_errors
 def download_local(
@@ -185,12 +197,15 @@ def download_local(
     language: Annotated[str, typer.Option(help="Language code, e.g. en, de, hi.")],
     corpus: Annotated[str, typer.Option(help="Corpus name.")] = "local",
     root: RootOption = None,
+    no_audio: NoAudioOption = False,
 ) -> None:
     """Register local videos as a corpus speaker (raw layout and manifest)."""
     from lipflow.flows.download import register_local_flow
 
     target = root or resolve(f"data/raw/{corpus}")
-    typer.echo(f"wrote {register_local_flow(src_dir, speaker, language, target, corpus)}")
+    require_audio = _audio_rule(load_params(), no_audio)["preprocess"]["require_audio"]
+    manifest = register_local_flow(src_dir, speaker, language, target, corpus, require_audio)
+    typer.echo(f"wrote {manifest}")
 
 
 @app.command("track")
@@ -228,12 +243,14 @@ def prepare(
     address: AddressOption = None,
     max_workers: MaxWorkersOption = None,
     progress: ProgressOption = None,
+    no_audio: NoAudioOption = False,
 ) -> None:
     """Preprocess videos and extract features into one Zarr store per speaker."""
     from lipflow.tasks.prepare.speaker import speaker_jobs
     from lipflow.tasks.settings.project import project_root
 
-    jobs = speaker_jobs(load_params(), corpus, speakers, root, out, fps)  # errors before Prefect
+    params = _audio_rule(load_params(), no_audio)
+    jobs = speaker_jobs(params, corpus, speakers, root, out, fps)  # errors before Prefect
     from lipflow.flows.prepare import prepare_flow
 
     flow_run = _on_runner(prepare_flow, runner, address, max_workers)
@@ -303,6 +320,40 @@ def evaluate(model: ModelArgument, runner: RunnerOption = None,
     for name, value in sorted(numbers("", scores)):
         typer.echo(f"{name}: {value:.4g}")
     typer.echo(f"wrote {metrics_path(model)}")
+
+
+@app.command("synthesize", cls=_ModelCommand)
+@reports_errors
+def synthesize(
+    video: Annotated[Path, typer.Argument(help="Any video PyAV reads, with or without audio.")],
+    model: Annotated[str, typer.Option(help="A speech model of lipflow.models.registry.")],
+    out: Annotated[Path, typer.Option(help="The synthesized speech (16 kHz mono .wav).")],
+    checkpoint: Annotated[Path | None, typer.Option(
+        help="Checkpoint (default: data/models/<model>/best.pt).")] = None,
+    mux: Annotated[Path | None, typer.Option(
+        help="Also write VIDEO's video stream (copied) with the speech as its audio.")] = None,
+    keep_audio: Annotated[bool, typer.Option(
+        "--keep-audio", help="With --mux: the original audio as a second track.")] = False,
+) -> None:
+    """Speech from the lips in VIDEO with a trained speech model (no Prefect: one video)."""
+    from lipflow.tasks.common.errors import ConfigError
+
+    _check_model(model)
+    if checkpoint is not None and not checkpoint.is_file():
+        raise ConfigError(f"checkpoint {checkpoint} does not exist")
+    from lipflow.models.synthesize import check_inputs, speech_model
+
+    speech_model(model)
+    check_inputs(video, out, mux, keep_audio)  # all before torch loads
+    from lipflow.models.synthesize import synthesize_file
+
+    result = synthesize_file(model, video, out, load_params(), checkpoint, mux, keep_audio)
+    for line in result.warnings:
+        typer.echo(f"warning: {line}", err=True)
+    typer.echo(f"wrote {out}: {len(result.wav) / result.sample_rate_hz:.2f} s of speech at "
+               f"{result.sample_rate_hz} Hz from {result.windows} windows")
+    if mux is not None:
+        typer.echo(f"wrote {mux}")
 
 
 @app.command("asr")

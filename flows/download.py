@@ -72,9 +72,10 @@ def download_youtube_flow(list_file: Path, speaker: str, language: str, root: Pa
 
 @flow(name="register-local", log_prints=True)
 def register_local_flow(src_dir: Path, speaker: str, language: str, root: Path,
-                        corpus: str = "local") -> Path:
+                        corpus: str = "local", require_audio: bool = True) -> Path:
     """Register videos already on disk as a corpus speaker (raw manifest, no network)."""
-    return local.register_local(Path(src_dir), speaker, language, Path(root), corpus=corpus)
+    return local.register_local(Path(src_dir), speaker, language, Path(root), corpus=corpus,
+                                require_audio=require_audio)
 
 
 def publish_download_table(results: list[SpeakerDownload]) -> None:

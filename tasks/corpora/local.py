@@ -7,9 +7,11 @@ filesystems) to ``ROOT/<speaker>/<stem><ext>`` and becomes a raw-manifest row
 (``docs/contracts.md`` section 1) with ``utterance_id`` = file stem, ``split`` null and
 ``source_url`` the ``file://`` URI of the original. Anything else is not a crash but a
 recorded rejection in ``ROOT/manifests/<speaker>.rejected.json`` (path and reason): a
-non-video extension, a file PyAV cannot open, a container without video, a second file
-with the same stem. Registering again (more files, the same folder) keeps the earlier
-rows whose files are still there.
+non-video extension, a file PyAV cannot open, a container without video, one without
+audio (unless ``require_audio`` is false: ``preprocess.require_audio``, or ``lipflow
+download local --no-audio``, for silent videos that ``lipflow synthesize`` or a silent
+``prepare`` will read), a second file with the same stem. Registering again (more files,
+the same folder) keeps the earlier rows whose files are still there.
 """
 
 from __future__ import annotations
@@ -40,14 +42,17 @@ def rejected_path(root: Path, speaker: str) -> Path:
     return Path(root) / MANIFESTS_DIR / f"{speaker}.rejected.json"
 
 
-def probe_video(path: Path) -> str | None:
-    """Return None if PyAV opens ``path`` and finds a video stream, else the reason why not."""
+def probe_video(path: Path, require_audio: bool = False) -> str | None:
+    """Return None if PyAV opens ``path`` and finds a video stream (and an audio stream,
+    when ``require_audio``), else the reason why not."""
     import av
 
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 return "no video stream"
+            if require_audio and not container.streams.audio:
+                return "no audio stream (--no-audio registers silent videos)"
     except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as err:
         return f"not a readable video: {err}"
     return None
@@ -78,8 +83,11 @@ def register_local(
     language: str,
     root: Path,
     corpus: str = "local",
+    require_audio: bool = True,
 ) -> Path:
     """Register the videos under ``src_dir`` as ``speaker``; return the raw manifest path.
+
+    ``require_audio``: a video without an audio stream is rejected (else registered).
 
     Raises :class:`ConfigError` when ``src_dir`` is not a folder or holds no usable video
     (after writing the rejection list, so the user sees why).
@@ -107,7 +115,7 @@ def register_local(
                 {"path": str(path), "reason": f"same utterance id as {sources[path.stem]}"}
             )
             continue
-        why = probe_video(path)
+        why = probe_video(path, require_audio)
         if why is not None:
             rejected.append({"path": str(path), "reason": why})
             continue

@@ -29,7 +29,10 @@ def speaker_settings(params: dict[str, Any], corpus: str, speaker: str,
     preprocess = copy.deepcopy(section(params, "preprocess"))
     features = copy.deepcopy(section(params, "features"))
     crop = "full"
-    record: dict[str, Any] = {"preprocess": preprocess, "features": features}
+    # require_audio admits files, it does not change a clip's arrays: recorded only when
+    # false (silent clips inside), so default stores keep their bytes.
+    recorded = {k: v for k, v in preprocess.items() if k != "require_audio" or v is False}
+    record: dict[str, Any] = {"preprocess": recorded, "features": features}
     if corpus == "grid":
         fps = float(fps or section(params, "grid.fps"))
         record["grid"] = {"fps": fps}
@@ -43,8 +46,8 @@ def speaker_settings(params: dict[str, Any], corpus: str, speaker: str,
         fps = float(fps or typed.fps)
         crop = typed.crop
         if typed.face_size_px is not None:
-            preprocess["face_size_px"] = typed.face_size_px
-        preprocess["detector"] = typed.detector
+            preprocess["face_size_px"] = recorded["face_size_px"] = typed.face_size_px
+        preprocess["detector"] = recorded["detector"] = typed.detector
         record["lip2wav"] = {"preset": preset}
     elif fps is None:
         raise ConfigError(f"corpus '{corpus}' has no params section: give --fps")

@@ -21,15 +21,11 @@ import numpy as np
 from lipflow.tasks.common.errors import ConfigError, LipflowError
 from lipflow.tasks.common.native_threads import one_native_thread
 from lipflow.tasks.contracts.clip_record import CLIP_SUFFIX, save_clip
-from lipflow.tasks.faces.crops import mouth_crop_size
-from lipflow.tasks.faces.detection import shared_detector
-from lipflow.tasks.faces.tracking import track_face, tracking_options
-from lipflow.tasks.faces.yuv_crops import face_crops_yuv, mouth_crops_yuv
 from lipflow.tasks.features.mel import mel_spectrogram
 from lipflow.tasks.features.mfec import mfec_cube
 from lipflow.tasks.media.demux import clip_streams
 from lipflow.tasks.media.probe import probe
-from lipflow.tasks.media.yuv import RgbFrames
+from lipflow.tasks.prepare.window_crops import WindowCropper, frame_windows
 from lipflow.tasks.prepare.windows import (
     frames_per_clip,
     pad_samples,
@@ -133,14 +129,11 @@ def rejected_file_row(record: Mapping[str, Any], fps: float, reason: str) -> dic
 
 
 def frame_chunks(frames: Iterator[Any], size: int) -> Iterator[list[Any]]:
-    """Group decoded frames' images into lists of ``size`` (the last may be shorter)."""
-    chunk: list[Any] = []
-    for frame in frames:
-        chunk.append(frame.image)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
+    """Group decoded frames' images into lists of ``size`` (the last may be shorter).
+
+    :func:`~lipflow.tasks.prepare.window_crops.frame_windows` without overlap.
+    """
+    for _, chunk in frame_windows(frames, size, size):
         yield chunk
 
 
@@ -165,9 +158,6 @@ def _clips_of_video(record: Mapping[str, Any], raw_root: Path, work_dir: Path,
     fps, sr = settings.fps, settings.sample_rate_hz
     clip_frames = frames_per_clip(fps, settings.clip_seconds)
     clip_samples = samples_per_clip(sr, settings.clip_seconds)
-    mouth_h, mouth_w = mouth_crop_size(pre)
-    face_px, margin = settings.typed.face_size_px, float(settings.typed.face_margin)
-    track_opts = tracking_options(pre)
     crop = None
     if settings.crop_region != "full":  # only a crop needs the frame size before decoding
         info = probe(video)
@@ -175,12 +165,13 @@ def _clips_of_video(record: Mapping[str, Any], raw_root: Path, work_dir: Path,
     transcript_words = record.get("word_timings")
     produced = 0
 
-    detector = shared_detector(dict(pre))
+    cropper = WindowCropper(pre)
     # One open and one demux pass for both streams; a file that is not media, or has no
-    # video or audio stream, fails here with a MediaError (a rejected-file row).
-    with clip_streams(video, fps, clip_samples, sr, crop=crop, pixels="yuv") as (
-        frames_in, blocks
-    ):
+    # video stream (or no audio stream while preprocess.require_audio), fails here with
+    # a MediaError (a rejected-file row). Without audio every block is empty: the clips
+    # are silent, valid_samples 0 (docs/contracts.md).
+    with clip_streams(video, fps, clip_samples, sr, crop=crop, pixels="yuv",
+                      require_audio=settings.typed.require_audio) as (frames_in, blocks):
         for k, chunk in enumerate(frame_chunks(frames_in, clip_frames)):
             valid_frames = len(chunk)
             block = next(blocks, np.zeros(0, dtype=np.int16))
@@ -205,29 +196,27 @@ def _clips_of_video(record: Mapping[str, Any], raw_root: Path, work_dir: Path,
             # only the few the detector looks at become RGB. A short last clip repeats
             # its last frame. At 720p a clip buffer is ~125 MB, so it is dropped before
             # the next decode.
-            frames = chunk + [chunk[-1]] * (clip_frames - valid_frames)
+            crops = cropper(chunk, clip_frames)
             del chunk
-            track = track_face(RgbFrames(frames), detector, valid_frames=valid_frames,
-                               **track_opts)
+            track = crops.track
             row.update(detection_rate=float(track.detection_rate),
                        mean_face_px=_finite(track.mean_face_px),
                        keypoint_jitter=_finite(track.keypoint_jitter))
             if not track.kept:
-                del frames
                 yield {**row, "kept": False, "reject_reason": track.reject_reason,
                        "store_index": -1}
                 continue
             wav = pad_samples(block[:clip_samples].astype(np.int16), clip_samples)
             arrays = {
-                "face": face_crops_yuv(frames, track.boxes, face_px, margin),
-                "mouth": mouth_crops_yuv(frames, track.keypoints, mouth_h, mouth_w),
+                "face": crops.face,
+                "mouth": crops.mouth,
                 "wav": wav,
                 "mel": mel_spectrogram(wav, settings.features.get("mel")),
                 "mfec": mfec_cube(wav, settings.features.get("mfec")),
                 "valid_frames": np.int64(valid_frames),
                 "valid_samples": np.int64(row["valid_samples"]),
             }
-            del frames
+            del crops
             clip_file = work_dir / (f"{record['speaker']}__{record['utterance_id']}__"
                                     f"{start_frame}{CLIP_SUFFIX}")
             save_clip(clip_file, arrays)

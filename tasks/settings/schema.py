@@ -173,6 +173,12 @@ class Preprocess(Section):
         "`square` (uses `mouth_height_px` x `mouth_width_px`) or `cnn3d` (60x100)"))
     mouth_height_px: int = Field(96, ge=8, description="mouth crop height (`square` preset)")
     mouth_width_px: int = Field(96, ge=8, description="mouth crop width (`square` preset)")
+    require_audio: bool = Field(True, description=(
+        "a video without an audio stream is rejected (`true`), or prepared as a silent clip "
+        "(`false`: frames and crops stored, `wav` all zeros with `valid_samples` 0, mel and "
+        "mfec those of silence; docs/contracts.md). `lipflow prepare --no-audio` and "
+        "`lipflow download local --no-audio` set it false for one run. Recorded in a store's "
+        "params only when false, so stores of audio-bearing videos do not change"))
 
 
 # --------------------------------------------------------------------------- features

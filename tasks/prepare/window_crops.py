@@ -1,0 +1,101 @@
+"""A video's frames in fixed-length windows, each tracked and cropped as ``prepare`` does.
+
+Why a module of its own: ``prepare`` (:mod:`lipflow.tasks.prepare.video`) and ``lipflow
+synthesize`` (:mod:`lipflow.models.synthesize`) must see exactly the same face crops for
+the same frames, or a model trained on the stores would be fed something else at
+inference. Both cut windows with :func:`frame_windows` and crop them with
+:class:`WindowCropper`; prepare's windows are consecutive (``step == size``), synthesize's
+overlap so that their predictions can be cross-faded.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lipflow.tasks.faces.crops import mouth_crop_size
+from lipflow.tasks.faces.detection import shared_detector
+from lipflow.tasks.faces.tracking import FaceTrack, track_face, tracking_options
+from lipflow.tasks.faces.yuv_crops import face_crops_yuv, mouth_crops_yuv
+from lipflow.tasks.media.yuv import RgbFrames
+from lipflow.tasks.settings.schema import Preprocess
+from lipflow.tasks.settings.validation import typed_section
+
+#: The crop streams a window can produce (the store's ``face`` and ``mouth`` arrays).
+CROP_STREAMS = ("face", "mouth")
+
+
+def frame_windows(frames: Iterable[Any], size: int, step: int) -> Iterator[tuple[int, list[Any]]]:
+    """``(first frame index, images)`` of windows of ``size`` frames, one every ``step``.
+
+    ``frames`` yields decoded frames (their ``.image`` is kept). Only the ``size - step``
+    frames a next window shares are held between windows, so memory is one window's
+    whatever the video's length. The last window is shorter when the video ends inside
+    it, and is left out when it would hold only frames the window before already had.
+    With ``step == size`` the windows are consecutive and do not overlap (prepare's clips).
+    """
+    if not 0 < step <= size:
+        raise ValueError(f"need 0 < step <= size, got step {step} and size {size}")
+    held: deque[Any] = deque()
+    start = 0
+    fresh = 0  # frames in `held` that no yielded window had yet
+    for frame in frames:
+        held.append(frame.image)
+        fresh += 1
+        if len(held) == size:
+            window = list(held)
+            for _ in range(step):  # before yielding: the caller may `del` its window
+                held.popleft()
+            start, fresh = start + step, 0
+            yield start - step, window
+            del window
+    if fresh:
+        yield start, list(held)
+
+
+@dataclass(frozen=True)
+class WindowCrops:
+    """One window's face track and, when the track is kept, its crops (else None)."""
+
+    track: FaceTrack
+    face: np.ndarray | None
+    mouth: np.ndarray | None
+
+
+class WindowCropper:
+    """Face tracking and crops of one window from the ``preprocess:`` settings.
+
+    A short window (the video's end) repeats its last frame up to the full ``size``, so
+    tracking and the mouth crop see a still face rather than a black frame that would
+    look like a lost detection (:mod:`lipflow.tasks.prepare.windows`).
+    """
+
+    def __init__(self, preprocess: Mapping[str, Any],
+                 streams: tuple[str, ...] = CROP_STREAMS) -> None:
+        unknown = set(streams) - set(CROP_STREAMS)
+        if unknown:
+            raise ValueError(f"unknown crop streams {sorted(unknown)}; known: {CROP_STREAMS}")
+        typed = typed_section(Preprocess, preprocess, "preprocess")
+        self.streams = streams
+        self.detector = shared_detector(dict(preprocess))
+        self.track_options = tracking_options(preprocess)
+        self.mouth_hw = mouth_crop_size(preprocess)
+        self.face_px, self.margin = typed.face_size_px, float(typed.face_margin)
+
+    def __call__(self, images: list[Any], size: int) -> WindowCrops:
+        """Track and crop ``images`` (at most ``size`` frames), padded to ``size``."""
+        valid = len(images)
+        frames = images + [images[-1]] * (size - valid)
+        track = track_face(RgbFrames(frames), self.detector, valid_frames=valid,
+                           **self.track_options)
+        if not track.kept:
+            return WindowCrops(track, None, None)
+        face = (face_crops_yuv(frames, track.boxes, self.face_px, self.margin)
+                if "face" in self.streams else None)
+        mouth = (mouth_crops_yuv(frames, track.keypoints, *self.mouth_hw)
+                 if "mouth" in self.streams else None)
+        return WindowCrops(track, face, mouth)
