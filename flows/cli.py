@@ -1,8 +1,12 @@
 """The ``lipflow`` command line: parses arguments and calls a flow. No logic lives here.
 
 Every user-facing error (:class:`lipflow.tasks.common.errors.LipflowError`) becomes one line on
-stderr
-and exit code 2, never a traceback.
+stderr and exit code 2, never a traceback.
+
+Order inside every command: check the inputs (arguments, lists, speakers, paths, params),
+then :func:`_orchestrate` (find or start the project's Prefect server), then import the
+flow. Why: importing Prefect and reaching a server take seconds; a typo must be answered
+before either, in well under 2 s (``benchmarks/cli_latency.py`` measures it).
 """
 
 from __future__ import annotations
@@ -34,6 +38,11 @@ def _configure() -> None:
 
     configure_process()
 
+
+server_app = typer.Typer(help="The project's local Prefect server (UI, API) flows report to.",
+                         no_args_is_help=True)
+app.add_typer(server_app, name="server")
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -63,6 +72,25 @@ AddressOption = Annotated[str | None, typer.Option(
 MaxWorkersOption = Annotated[int | None, typer.Option(help="Local pool size.")]
 
 
+def _orchestrate() -> None:
+    """Point this process (and the workers and DVC stages it spawns) at a Prefect API.
+
+    Called once the inputs are checked and before a flow is imported: the project's local
+    server is reused, or started once (``lipflow.tasks.common.prefect_server``).
+    """
+    from lipflow.tasks.common.prefect_server import ensure_server
+
+    ensure_server()
+
+
+def _check_runner(runner: str | None, address: str | None,
+                  max_workers: int | None = None) -> None:
+    """Fail on a bad --runner/--address/--max-workers (or params ``runtime:``) before Prefect."""
+    from lipflow.flows.runners import check_runner, runtime_settings
+
+    check_runner(*runtime_settings(load_params(), runner, address, max_workers))
+
+
 def _on_runner(flow: Any, runner: str | None, address: str | None,
                max_workers: int | None = None) -> Any:
     """The flow with the task runner chosen by --runner/--address or params ``runtime:``."""
@@ -70,6 +98,22 @@ def _on_runner(flow: Any, runner: str | None, address: str | None,
 
     return flow.with_options(
         task_runner=runner_from_params(load_params(), runner, address, max_workers))
+
+
+def _check_file(path: Path | None, what: str) -> None:
+    """An optional input file that must exist when given."""
+    from lipflow.tasks.common.errors import ConfigError
+
+    if path is not None and not path.is_file():
+        raise ConfigError(f"{what} {path} does not exist")
+
+
+def _check_download_options(cookies: Path | None, sleep: float | None) -> None:
+    from lipflow.tasks.common.errors import ConfigError
+
+    _check_file(cookies, "cookies file")
+    if sleep is not None and sleep < 0:
+        raise ConfigError(f"--sleep must be >= 0 seconds, got {sleep:g}")
 
 
 def _param_path(dotted: str) -> Path:
@@ -91,11 +135,23 @@ def download_grid(
     progress: ProgressOption = None,
 ) -> None:
     """Download GRID speakers into ROOT/s{N}/*.mpg and ROOT/alignments/s{N}/*.align."""
-    from lipflow.flows.download import download_grid_flow
-    from lipflow.tasks.corpora.grid import validate_speakers
+    from lipflow.tasks.common.errors import ConfigError
+    from lipflow.tasks.corpora.grid import mirror_urls, sample_speakers, validate_speakers
 
-    validate_speakers(speakers)  # fail before Prefect starts, and before any traffic
+    speakers = validate_speakers(speakers)  # fail before Prefect starts, and before any traffic
+    if mirror.strip().lower() == "sample":  # the same check download_grid makes, sooner
+        have = sample_speakers()
+        missing = [s for s in speakers if s not in have]
+        if missing:
+            raise ConfigError(f"the bundled GRID sample has no speaker {', '.join(missing)}; "
+                              f"it has {', '.join(have)}")
+    else:
+        mirror_urls(mirror, speakers[0])  # checks the mirror's name or URL, no traffic
     target = root or _param_path("grid.raw_root")
+    _check_runner(runner, address)
+    _orchestrate()
+    from lipflow.flows.download import download_grid_flow
+
     flow = _on_runner(download_grid_flow, runner, address)
     manifests = flow(speakers, target, mirror, progress=progress)
     for path in manifests:
@@ -138,14 +194,20 @@ def download_lip2wav(
     progress: ProgressOption = None,
 ) -> None:
     """Download Lip2Wav speakers' videos (from their published lists) through yt-dlp."""
-    from lipflow.flows.download import download_lip2wav_flow
     from lipflow.tasks.corpora.lip2wav import validate_speakers
+    from lipflow.tasks.fetch.video_lists import lip2wav_video_ids
 
-    validate_speakers(speakers)
+    for speaker in validate_speakers(speakers):
+        lip2wav_video_ids(speaker, split, limit)  # checks split and limit against the lists
+    _check_download_options(cookies, sleep)
     params = load_params()
     options = _youtube_options(params.get("lip2wav", {}), url_template, cookies, rate_limit,
                                sleep, progress)
     options.update(split=split, limit=limit)
+    _check_runner(runner, address)
+    _orchestrate()
+    from lipflow.flows.download import download_lip2wav_flow
+
     flow = _on_runner(download_lip2wav_flow, runner, address)
     results = flow(speakers, root or _param_path("lip2wav.raw_root"), options)
     for result in results:
@@ -167,12 +229,21 @@ def download_youtube(
     progress: ProgressOption = None,
 ) -> None:
     """Download a user's own speaker (any language) from a list of ids or URLs."""
-    from lipflow.flows.download import download_youtube_flow
+    from lipflow.tasks.corpora.youtube import check_language, check_name
+    from lipflow.tasks.fetch.video_lists import read_user_list
 
+    check_name(speaker, "speaker")
+    check_name(corpus, "corpus")
+    check_language(language)
+    read_user_list(list_file)  # a bad line is reported now, not from inside the flow
+    _check_download_options(cookies, sleep)
     params = load_params()
     options = _youtube_options(params.get(corpus, {}), url_template, cookies, rate_limit,
                                sleep, progress)
     target = root or resolve(f"data/raw/{corpus}")
+    _orchestrate()
+    from lipflow.flows.download import download_youtube_flow
+
     result = download_youtube_flow(list_file, speaker, language, target, corpus, options)
     typer.echo(f"{result.speaker}:\n{result.summary.table()}\nwrote {result.manifest}")
 
@@ -200,10 +271,19 @@ def download_local(
     no_audio: NoAudioOption = False,
 ) -> None:
     """Register local videos as a corpus speaker (raw layout and manifest)."""
-    from lipflow.flows.download import register_local_flow
+    from lipflow.tasks.common.errors import ConfigError
+    from lipflow.tasks.corpora.youtube import check_language, check_name
 
+    check_name(speaker, "speaker")
+    check_name(corpus, "corpus")
+    check_language(language)
+    if not src_dir.is_dir():
+        raise ConfigError(f"{src_dir} is not a folder of videos")
     target = root or resolve(f"data/raw/{corpus}")
     require_audio = _audio_rule(load_params(), no_audio)["preprocess"]["require_audio"]
+    _orchestrate()
+    from lipflow.flows.download import register_local_flow
+
     manifest = register_local_flow(src_dir, speaker, language, target, corpus, require_audio)
     typer.echo(f"wrote {manifest}")
 
@@ -231,6 +311,35 @@ def track(
 
 
 
+def _check_prepare_inputs(corpus: str, speakers: list[str], root: Path | None,
+                          out: Path | None, fps: float | None, runner: str | None,
+                          address: str | None, max_workers: int | None) -> None:
+    """Runner, speakers and raw inputs of ``lipflow prepare``, with light imports only.
+
+    Why before ``speaker_jobs``: importing the prepare code loads SciPy and friends (2-4 s);
+    a misspelt speaker or a missing download is answered before that (as a missing raw
+    manifest: the download commands own the speaker rules, and importing them here would
+    make the prepare stages depend on the download code). Presets are checked by
+    ``speaker_jobs`` itself, still before Prefect.
+    """
+    from lipflow.tasks.common.errors import ConfigError
+    from lipflow.tasks.settings.paths import corpus_roots, raw_manifest_path
+
+    _check_runner(runner, address, max_workers)
+    if corpus not in ("grid", "lip2wav") and fps is None:
+        # the rule of tasks.prepare.settings.speaker_settings, answered sooner
+        raise ConfigError(f"corpus '{corpus}' has no params section: give --fps")
+    raw, _ = corpus_roots(load_params(), corpus, root, out)
+    if not raw.is_dir():
+        raise ConfigError(f"no raw {corpus} corpus at {raw}: run `lipflow download {corpus}` "
+                          "first, or give --root")
+    for speaker in speakers:
+        manifest = raw_manifest_path(raw, speaker)
+        if not manifest.is_file():
+            raise ConfigError(f"no raw manifest at {manifest}: run `lipflow download {corpus}` "
+                              f"for {speaker} first")
+
+
 @app.command("prepare")
 @reports_errors
 def prepare(
@@ -246,11 +355,14 @@ def prepare(
     no_audio: NoAudioOption = False,
 ) -> None:
     """Preprocess videos and extract features into one Zarr store per speaker."""
+    _check_prepare_inputs(corpus, speakers, root, out, fps, runner, address, max_workers)
     from lipflow.tasks.prepare.speaker import speaker_jobs
     from lipflow.tasks.settings.project import project_root
 
     params = _audio_rule(load_params(), no_audio)
     jobs = speaker_jobs(params, corpus, speakers, root, out, fps)  # errors before Prefect
+    _check_runner(runner, address, max_workers)
+    _orchestrate()
     from lipflow.flows.prepare import prepare_flow
 
     flow_run = _on_runner(prepare_flow, runner, address, max_workers)
@@ -291,6 +403,8 @@ def train(model: ModelArgument, runner: RunnerOption = None, address: AddressOpt
           progress: ProgressOption = None) -> None:
     """Train a seed model on the split named by params train.split."""
     _check_model(model)
+    _check_runner(runner, address)
+    _orchestrate()
     from lipflow.flows.train import train_flow
 
     flow = _on_runner(train_flow, runner, address)
@@ -303,10 +417,13 @@ def evaluate(model: ModelArgument, runner: RunnerOption = None,
              address: AddressOption = None) -> None:
     """Score a trained model on the test part; writes metrics/<model>.json."""
     _check_model(model)
+    _check_runner(runner, address)
+    _orchestrate()
     from lipflow.flows.train import evaluate_flow
     from lipflow.models.outputs import metrics_path
 
     scores = _on_runner(evaluate_flow, runner, address)(model, load_params())
+
 
     def numbers(prefix: str, values: dict[str, Any]) -> list[tuple[str, float]]:
         out: list[tuple[str, float]] = []
@@ -336,11 +453,8 @@ def synthesize(
         "--keep-audio", help="With --mux: the original audio as a second track.")] = False,
 ) -> None:
     """Speech from the lips in VIDEO with a trained speech model (no Prefect: one video)."""
-    from lipflow.tasks.common.errors import ConfigError
-
     _check_model(model)
-    if checkpoint is not None and not checkpoint.is_file():
-        raise ConfigError(f"checkpoint {checkpoint} does not exist")
+    _check_file(checkpoint, "checkpoint")
     from lipflow.models.synthesize import check_inputs, speech_model
 
     speech_model(model)
@@ -382,15 +496,22 @@ def sync_score(
     max_offset: Annotated[int, typer.Option(help="Largest offset tried, in frames.")] = 15,
 ) -> None:
     """Write each clip's audio-visual sync score and best offset to a file of their own."""
-    from lipflow.flows.train import sync_score_flow
     from lipflow.models.outputs import checkpoint_dir
-    from lipflow.models.sync_scores import sync_scores_path
     from lipflow.tasks.common.errors import ConfigError
 
     if not store.is_dir():
         raise ConfigError(f"no store at {store}")
+    if max_offset < 1:
+        raise ConfigError(f"--max-offset must be at least 1 frame, got {max_offset}")
     ckpt = checkpoint or checkpoint_dir("avsync") / "best.pt"
-    target = out or sync_scores_path(load_params(), store)
+    _check_file(ckpt, "avsync checkpoint")
+    params = load_params()
+    from lipflow.models.sync_scores import sync_scores_path  # imports torch: inputs first
+
+    target = out or sync_scores_path(params, store)
+    _orchestrate()
+    from lipflow.flows.train import sync_score_flow
+
     typer.echo(f"wrote {sync_score_flow(store, ckpt, target, max_offset)}")
 
 
@@ -402,20 +523,29 @@ def serve(
 ) -> None:
     """Register Prefect deployments (refresh on params schedule.refresh_cron) and serve them.
 
-    Needs a real server: `prefect server start`, then `export PREFECT_API_URL=...`.
+    Uses the project's local server (`lipflow server status`) or your PREFECT_API_URL.
     """
-    from lipflow.flows.serve import serve_deployments
+    from lipflow.tasks.common.errors import ConfigError
     from lipflow.tasks.settings.project import project_root
 
-    serve_deployments(load_params(), project_root(), only or None, limit)
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be at least 1, got {limit}")
+    params = load_params()
+    _orchestrate()
+    from lipflow.flows.serve import serve_deployments
+
+    serve_deployments(params, project_root(), only or None, limit)
 
 
 @app.command("refresh")
 @reports_errors
 def refresh(push: Annotated[bool, typer.Option("--push/--no-push")] = True) -> None:
     """Download missing speakers, `dvc repro`, then `dvc push` when a remote is set."""
-    from lipflow.flows.refresh import refresh_flow
     from lipflow.tasks.settings.project import project_root
+
+    load_params()  # a broken params.yaml is reported before the server and dvc start
+    _orchestrate()
+    from lipflow.flows.refresh import refresh_flow
 
     summary = refresh_flow(root=str(project_root()), push=push)
     for key, value in summary.items():
@@ -454,6 +584,41 @@ def report(
 
     root = project_root()
     typer.echo(f"wrote {build_report(root, out or root / 'reports' / 'dataset')}")
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Print the UI URL of the running local server, or "not running"."""
+    import os
+
+    from lipflow.tasks.common.prefect_server import running
+
+    state = running()
+    if state is not None:
+        typer.echo(f"running at {state.ui_url} (pid {state.pid})")
+    elif os.environ.get("PREFECT_API_URL"):
+        typer.echo(f"not running here; PREFECT_API_URL={os.environ['PREFECT_API_URL']}")
+    else:
+        typer.echo("not running")
+
+
+@server_app.command("start")
+@reports_errors
+def server_start() -> None:
+    """Start the local server under PREFECT_HOME (or reuse the running one); print its UI."""
+    from lipflow.tasks.common.prefect_server import start_server
+
+    typer.echo(f"running at {start_server().ui_url}")
+
+
+@server_app.command("stop")
+@reports_errors
+def server_stop() -> None:
+    """Stop the local server and remove its state file."""
+    from lipflow.tasks.common.prefect_server import stop_server
+
+    state = stop_server()
+    typer.echo(f"stopped the server at {state.ui_url}" if state else "not running")
 
 
 def main() -> None:  # pragma: no cover - console entry point
