@@ -351,23 +351,34 @@ def prepare(
     runner: RunnerOption = None,
     address: AddressOption = None,
     max_workers: MaxWorkersOption = None,
+    task_seconds: Annotated[float | None, typer.Option(
+        help="Seconds of video per task (default: params runtime.task_seconds_of_video).")
+    ] = None,
     progress: ProgressOption = None,
     no_audio: NoAudioOption = False,
 ) -> None:
-    """Preprocess videos and extract features into one Zarr store per speaker."""
+    """Preprocess videos and extract features into one Zarr store per speaker.
+
+    An interrupted run resumes: the next one computes only the batches still missing.
+    """
     _check_prepare_inputs(corpus, speakers, root, out, fps, runner, address, max_workers)
+    from lipflow.tasks.prepare.batches import task_seconds as task_seconds_of_video
     from lipflow.tasks.prepare.speaker import speaker_jobs
     from lipflow.tasks.settings.project import project_root
 
     params = _audio_rule(load_params(), no_audio)
     jobs = speaker_jobs(params, corpus, speakers, root, out, fps)  # errors before Prefect
+    seconds = task_seconds_of_video(params, task_seconds)
     _check_runner(runner, address, max_workers)
     _orchestrate()
     from lipflow.flows.prepare import prepare_flow
 
     flow_run = _on_runner(prepare_flow, runner, address, max_workers)
-    for store in flow_run(jobs, project_root(), progress):
-        typer.echo(f"wrote {store}")
+    for prepared in flow_run(jobs, project_root(), progress, seconds):
+        if prepared.summary.resumed:
+            typer.echo(prepared.summary.resume_line())
+        typer.echo(prepared.summary.line())
+        typer.echo(f"wrote {prepared.store}")
 
 
 ModelArgument = Annotated[str, typer.Argument(help="A model of lipflow.models.registry.")]

@@ -1,44 +1,87 @@
-"""The prepare flow: raw manifest -> per-video clips -> one Zarr store + clip manifest per speaker.
+"""The prepare flow: raw manifest -> batches of videos -> a Zarr store + clip manifest per speaker.
 
-Composition only: one task per video (never per frame), fanned out on the configured
-task runner; work moves between tasks as paths and small rows, never as arrays. What to
-prepare, the provenance each store records and the packing live in
+Composition only: one task per batch of about ``runtime.task_seconds_of_video`` seconds of
+video (:mod:`lipflow.tasks.prepare.batches`; never per frame, nor per 3-s GRID video,
+whose Prefect bookkeeping cost as much as its preprocessing), fanned out on the
+configured task runner. Work moves between tasks as paths and small rows, never as
+arrays. Each finished batch leaves a result file beside the store, so a rerun after an
+interruption computes only the missing batches (:mod:`lipflow.tasks.prepare.resume`).
+What to prepare, the provenance each store records and the packing live in
 :mod:`lipflow.tasks.prepare.speaker`.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 
 from lipflow.flows.artifacts import publish_speaker_table, speaker_rows
 from lipflow.flows.progress import ProgressArtifact, bar
 from lipflow.flows.retries import retry_unless_deterministic
 from lipflow.tasks.contracts.raw_manifest import read_raw_manifest
+from lipflow.tasks.prepare.batches import (
+    Batch,
+    plan_batches,
+    preprocess_batch,
+    video_seconds,
+)
+from lipflow.tasks.prepare.results import read_rows
+from lipflow.tasks.prepare.resume import (
+    claim_work_dir,
+    release_work_dir,
+    remove_results,
+    result_path,
+)
 from lipflow.tasks.prepare.speaker import (
     SpeakerJob,
+    finished_batches,
     git_revision,
     pack_store,
-    remove_work_dir,
+    plan_speaker,
     speaker_jobs,
     store_attributes,
-    video_records,
-    work_dir_for,
 )
+from lipflow.tasks.prepare.summary import PrepareSummary, summarise
 from lipflow.tasks.prepare.video import VideoSettings, preprocess_video
 from lipflow.tasks.settings.paths import clip_manifest_path
+from lipflow.tasks.settings.schema import Runtime
+
+# Why NO_CACHE: a batch is resumed by its own content key (tasks/prepare/resume.py), so
+# Prefect's input hashing and result records would be bookkeeping for nothing.
+_BATCH_TASK = {"retries": 1, "retry_condition_fn": retry_unless_deterministic,
+               "cache_policy": NO_CACHE}
 
 
-@task(name="preprocess-video", retries=1, retry_condition_fn=retry_unless_deterministic,
-      task_run_name="preprocess-{record[speaker]}-{record[utterance_id]}")
-def preprocess_video_task(record: dict[str, Any], raw_root: Path, work_dir: Path,
+@dataclass(frozen=True)
+class PreparedSpeaker:
+    """A written store and the summary of the run that wrote it."""
+
+    store: Path
+    summary: PrepareSummary
+
+
+@task(name="preprocess-batch", task_run_name="preprocess-{batch.label}", **_BATCH_TASK)
+def preprocess_batch_task(batch: Batch, raw_root: Path, work_dir: Path, settings: VideoSettings,
+                          target: Path) -> Path:
+    """One batch's videos into one result file at ``target`` (clips compressed, rows)."""
+    return preprocess_batch(batch, raw_root, work_dir, settings, target)
+
+
+@task(name="preprocess-videos", task_run_name="preprocess-{batch.label}", **_BATCH_TASK)
+def preprocess_clips_task(batch: Batch, raw_root: Path, work_dir: Path,
                           settings: VideoSettings) -> list[dict[str, Any]]:
-    """Clips of one video (rows; kept rows point at their clip file in ``work_dir``)."""
-    return preprocess_video(record, raw_root, work_dir, settings)
+    """One batch's videos into per-clip ``.npy`` records in ``work_dir``; their rows."""
+    rows: list[dict[str, Any]] = []
+    for record in batch.records:
+        rows.extend(preprocess_video(record, raw_root, work_dir, settings))
+    return rows
 
 
 @task(name="write-speaker-store", task_run_name="write-store-{job.speaker}")
@@ -48,69 +91,101 @@ def write_speaker_store(job: SpeakerJob, rows: Sequence[Mapping[str, Any]],
     return pack_store(job, rows, attrs, progress)
 
 
-def preprocess_videos(records: Sequence[Mapping[str, Any]], raw_root: Path, work_dir: Path,
-                      settings: VideoSettings, *, label: str,
-                      progress: bool | None) -> list[dict[str, Any]]:
-    """Submit one task per video on the current flow's task runner; gather their rows.
+def _gather(futures: Mapping[Any, Batch], videos: int, done_videos: int, *, label: str,
+            progress: bool | None) -> dict[int, Any]:
+    """Each batch future's result by batch index, advancing the bar and the progress
+    artifact by a batch's videos as it finishes (in any order)."""
+    tracker = ProgressArtifact(videos, f"{label}: videos preprocessed")
+    tracker.advance(done_videos)
+    results: dict[int, Any] = {}
+    with_bar = bar(as_completed(list(futures)), total=len(futures), desc=f"preprocess {label}",
+                   progress=progress, unit="batch")
+    for future in with_bar:
+        batch = futures[future]
+        results[batch.index] = future.result()
+        tracker.advance(len(batch.records))
+    return results
 
-    A terminal bar and a Prefect progress artifact advance as videos finish (in any
-    order); every video yields rows, bad ones as recorded rejections, so the batch
-    never stops at the first bad file.
-    """
-    futures = [preprocess_video_task.submit(dict(r), Path(raw_root), Path(work_dir), settings)
-               for r in records]
-    tracker = ProgressArtifact(len(futures), f"{label}: videos preprocessed")
-    rows: list[dict[str, Any]] = []
-    for future in bar(as_completed(futures), total=len(futures), desc=f"preprocess {label}",
-                      progress=progress, unit="video"):
-        rows.extend(future.result())
-        tracker.advance()
-    return rows
+
+def prepare_speaker(job: SpeakerJob, revision: str, task_seconds: float,
+                    progress: bool | None) -> PreparedSpeaker:
+    """Batches not yet finished -> results beside the store -> the store; then clean up."""
+    started = time.perf_counter()
+    work_dir = claim_work_dir(job.store)
+    try:
+        plan = plan_speaker(job, task_seconds)
+        done = finished_batches(job, plan.batches)
+        todo = [b for b in plan.batches if b.index not in done]
+        futures = {preprocess_batch_task.submit(b, job.raw_root, work_dir, job.settings,
+                                                result_path(job.store, b.key)): b
+                   for b in todo}
+        done_videos = sum(len(b.records) for b in plan.batches if b.index in done)
+        paths = _gather(futures, plan.videos, done_videos, label=job.label, progress=progress)
+        done.update({index: read_rows(path) for index, path in paths.items()})
+        rows = [row for index in sorted(done) for row in done[index]]
+        store = write_speaker_store(job, rows, store_attributes(job, revision), progress)
+        remove_results(job.store, work_dir)
+    finally:
+        release_work_dir(work_dir)
+    summary = summarise(job.speaker, plan.videos, rows, plan.video_seconds,
+                        time.perf_counter() - started, len(plan.batches),
+                        len(plan.batches) - len(todo))
+    print(summary.resume_line())
+    return PreparedSpeaker(store, summary)
+
+
+def _task_seconds(task_seconds: float | None) -> float:
+    return float(task_seconds) if task_seconds else float(Runtime().task_seconds_of_video)
 
 
 @flow(name="preprocess", log_prints=True)
 def preprocess_flow(raw_manifest: Path, raw_root: Path, work_dir: Path, settings: VideoSettings,
-                    progress: bool | None = None) -> list[dict[str, Any]]:
+                    progress: bool | None = None,
+                    task_seconds: float | None = None) -> list[dict[str, Any]]:
     """Preprocess every video of a raw manifest into per-clip ``.npy`` records in ``work_dir``.
 
     Returns clip-manifest rows (kept rows carry ``clip_path``). ``prepare`` runs the same
-    steps and then packs the clips into a store; this flow stops before that, for
-    inspecting clips or feeding another packer.
+    steps in the same batches and then packs the clips into a store; this flow stops
+    before that, for inspecting clips or feeding another packer (``work_dir`` is the
+    caller's: nothing here removes it or resumes from it).
     """
     records = read_raw_manifest(Path(raw_manifest)).to_dict("records")
     Path(work_dir).mkdir(parents=True, exist_ok=True)
-    return preprocess_videos(records, raw_root, work_dir, settings,
-                             label=Path(raw_manifest).stem, progress=progress)
+    seconds = [video_seconds(r, Path(raw_root)) for r in records]
+    batches = plan_batches(records, seconds, _task_seconds(task_seconds))
+    futures = {preprocess_clips_task.submit(b, Path(raw_root), Path(work_dir), settings): b
+               for b in batches}
+    results = _gather(futures, len(records), 0, label=Path(raw_manifest).stem, progress=progress)
+    return [row for index in sorted(results) for row in results[index]]
 
 
 @flow(name="prepare", log_prints=True)
-def prepare_flow(jobs: list[SpeakerJob], project: Path,
-                 progress: bool | None = None) -> list[Path]:
-    """Prepare each speaker's store from its raw manifest; each records its own settings."""
-    stores = []
+def prepare_flow(jobs: list[SpeakerJob], project: Path, progress: bool | None = None,
+                 task_seconds: float | None = None) -> list[PreparedSpeaker]:
+    """Prepare each speaker's store from its raw manifest; each records its own settings.
+
+    ``task_seconds``: seconds of video per task (default: the schema's
+    ``runtime.task_seconds_of_video``; the CLI passes params' value or ``--task-seconds``).
+    """
     revision = git_revision(project)
-    for job in jobs:
-        work_dir = work_dir_for(job)
-        try:
-            rows = preprocess_videos(video_records(job), job.raw_root, work_dir, job.settings,
-                                     label=job.label, progress=progress)
-            stores.append(write_speaker_store(job, rows, store_attributes(job, revision),
-                                              progress))
-        finally:
-            remove_work_dir(work_dir)
+    prepared = [prepare_speaker(job, revision, _task_seconds(task_seconds), progress)
+                for job in jobs]
     if jobs:
-        publish_speaker_table(speaker_rows([clip_manifest_path(s) for s in stores]),
+        publish_speaker_table(speaker_rows([clip_manifest_path(p.store) for p in prepared]),
                               key=f"{jobs[0].corpus}-speakers")
-    return stores
+    return prepared
 
 
 @flow(name="prepare-from-params", log_prints=True)
 def prepare_from_params_flow(corpus: str, speakers: list[str] | None = None,
                              root: str | None = None) -> list[Path]:
     """``prepare`` with everything taken from ``params.yaml`` (for deployments and the UI)."""
+    from lipflow.tasks.prepare.batches import task_seconds
     from lipflow.tasks.settings.project import load_params, project_root
 
     project = Path(root) if root else project_root()
     params = load_params(project / "params.yaml")
     speakers = speakers or list((params.get(corpus) or {}).get("speakers") or [])
-    return prepare_flow(speaker_jobs(params, corpus, speakers), project)
+    prepared = prepare_flow(speaker_jobs(params, corpus, speakers), project,
+                            task_seconds=task_seconds(params))
+    return [p.store for p in prepared]

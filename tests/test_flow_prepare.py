@@ -77,15 +77,30 @@ def bad_batch(tmp_path_factory: pytest.TempPathFactory, sample_grid: Path) -> Pa
 
 
 @pytest.fixture(scope="module")
-def prepared(bad_batch: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def prepared_speaker(bad_batch: Path, tmp_path_factory: pytest.TempPathFactory):
     from prefect.task_runners import ThreadPoolTaskRunner
 
     params = load_params()
     out = tmp_path_factory.mktemp("features")
     jobs = speaker_jobs(params, "grid", ["s1"], bad_batch, out)
     flow = prepare_flow.with_options(task_runner=ThreadPoolTaskRunner(max_workers=2))
-    (store,) = flow(jobs, bad_batch, False)
-    return store
+    (prepared,) = flow(jobs, bad_batch, False, 6.0)  # bad files share batches with good ones
+    return prepared
+
+
+@pytest.fixture(scope="module")
+def prepared(prepared_speaker) -> Path:
+    return prepared_speaker.store
+
+
+def test_summary_counts_videos_kept_clips_and_rejections_by_kind(prepared_speaker) -> None:
+    summary = prepared_speaker.summary
+    assert summary.videos == 9 and summary.kept == 3
+    assert summary.batches > 1
+    assert sum(summary.rejected.values()) == 6
+    assert not any("/" in reason for reason in summary.rejected), summary.rejected
+    line = summary.line()
+    assert line.startswith("s1: 9 videos, 3 clips kept, 6 rejected (") and "realtime)" in line
 
 
 def test_every_bad_file_has_a_reason(prepared: Path) -> None:

@@ -20,8 +20,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 def prepare_with(kind: str, raw: Path, out: Path) -> Path:
     jobs = speaker_jobs(load_params(), "grid", ["s1"], raw, out)
     flow = prepare_flow.with_options(task_runner=make_task_runner(kind, max_workers=2))
-    (store,) = flow(jobs, raw, False)
-    return store
+    (prepared,) = flow(jobs, raw, False)
+    return prepared.store
 
 
 def test_dask_and_process_pool_give_identical_stores(tmp_path: Path) -> None:

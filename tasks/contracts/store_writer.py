@@ -19,7 +19,7 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import zarr
@@ -44,7 +44,20 @@ _SCALARS = ("valid_frames", "valid_samples")
 _VIDEO = ("face", "mouth")
 
 
-def _open_clip(path: Path) -> ClipFile:
+@runtime_checkable
+class ClipSource(Protocol):
+    """A clip that is not a file of its own, e.g. a member of a prepare batch result.
+
+    Why: preprocessing keeps its clips compressed, several to a file, until the store is
+    written; ``write_store`` opens each through this instead of a path.
+    """
+
+    def open_clip(self) -> ClipFile: ...
+
+
+def _open_clip(path: Path | ClipSource) -> ClipFile:
+    if isinstance(path, ClipSource):
+        return path.open_clip()
     try:
         return ClipFile(path)
     except FileNotFoundError as err:
@@ -147,7 +160,7 @@ def _show_progress(progress: bool | None) -> bool:
 
 
 def write_store(
-    clip_paths: Sequence[Path],
+    clip_paths: Sequence[Path | ClipSource],
     out: Path,
     *,
     attrs: Mapping[str, Any],
@@ -159,7 +172,8 @@ def write_store(
 ) -> Path:
     """Pack per-clip files (contract section 2) into a sharded Zarr store at ``out``.
 
-    Clip ``i`` of the store is ``clip_paths[i]``; the caller writes the matching clip
+    Clip ``i`` of the store is ``clip_paths[i]`` (a path, or a :class:`ClipSource`); the
+    caller writes the matching clip
     manifest (:func:`lipflow.tasks.contracts.clip_manifest.write_clip_manifest`) in the same
     order. Per-clip shapes come from the
     first clip; a clip that differs, lacks a key, or is not a readable clip file raises
@@ -171,7 +185,7 @@ def write_store(
     window decodes only the chunks it overlaps (0: one chunk per clip). ``progress=None``
     shows a bar only when stderr is a terminal.
     """
-    paths = [Path(p) for p in clip_paths]
+    paths = [p if isinstance(p, ClipSource) else Path(p) for p in clip_paths]
     out = Path(out)
     if clips_per_shard < 1:
         raise StoreError(f"clips_per_shard must be >= 1, got {clips_per_shard}")
@@ -242,7 +256,7 @@ def _compressors(codec: str, level: int) -> Any:
 def _write_shard(
     arrays: Mapping[str, zarr.Array],
     shapes: Mapping[str, tuple[int, ...]],
-    batch: Sequence[Path],
+    batch: Sequence[Path | ClipSource],
     start: int,
 ) -> None:
     """Write clips ``start..start+len(batch)`` (one shard) array by array, each in one go."""

@@ -4,14 +4,15 @@ A :class:`SpeakerJob` is everything the prepare flow needs for one speaker, buil
 ``params.yaml`` by :func:`speaker_jobs`. Each job carries its *own* effective settings and
 params record (a Lip2Wav preset applied), so a multi-speaker ``lipflow prepare lip2wav chem
 chess`` records chem's 96 px faces in chem's store and chess's 48 px in chess's, and
-``lipflow audit STORE`` reports what really made that store.
+``lipflow audit STORE`` reports what really made that store. :func:`plan_speaker` cuts a
+job's videos into batches (:mod:`lipflow.tasks.prepare.batches`) and
+:func:`finished_batches` finds those an interrupted run already wrote
+(:mod:`lipflow.tasks.prepare.resume`).
 """
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,10 @@ from typing import Any
 from lipflow.tasks import __version__
 from lipflow.tasks.contracts.clip_manifest import write_clip_manifest
 from lipflow.tasks.contracts.raw_manifest import file_sha256, read_raw_manifest
-from lipflow.tasks.contracts.store_writer import write_store
+from lipflow.tasks.contracts.store_writer import ClipSource, write_store
+from lipflow.tasks.prepare.batches import Batch, keyed, plan_batches, video_seconds
+from lipflow.tasks.prepare.results import RESULT_READ_ERRORS, read_rows
+from lipflow.tasks.prepare.resume import result_path
 from lipflow.tasks.prepare.settings import speaker_settings
 from lipflow.tasks.prepare.video import VideoSettings, order_rows
 from lipflow.tasks.settings.paths import (
@@ -102,21 +106,15 @@ def store_attributes(job: SpeakerJob, revision: str) -> dict[str, Any]:
     }
 
 
-def work_dir_for(job: SpeakerJob) -> Path:
-    """A fresh temp folder beside the store for the per-clip records of this run."""
-    job.store.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{job.speaker}.work.", dir=job.store.parent))
-
-
-def remove_work_dir(work_dir: Path) -> None:
-    shutil.rmtree(work_dir, ignore_errors=True)
-
-
 def pack_store(job: SpeakerJob, rows: Sequence[Mapping[str, Any]], attrs: Mapping[str, Any],
                progress: bool | None) -> Path:
-    """Order the rows, pack kept clips into the store, then write the manifest beside it."""
+    """Order the rows, pack kept clips into the store, then write the manifest beside it.
+
+    A kept row's ``clip_path`` is a per-clip file or a clip inside a batch result
+    (:class:`lipflow.tasks.prepare.results.BatchClip`).
+    """
     ordered = order_rows(rows)
-    kept = [Path(r["clip_path"]) for r in ordered if r["kept"]]
+    kept = [_clip_source(r["clip_path"]) for r in ordered if r["kept"]]
     store = typed_section(Store, job.settings.features.get("store"), "features.store")
     write_store(kept, job.store, attrs=attrs, clips_per_shard=store.clips_per_shard,
                 compressor_level=store.compressor_level, codec=store.codec,
@@ -124,3 +122,44 @@ def pack_store(job: SpeakerJob, rows: Sequence[Mapping[str, Any]], attrs: Mappin
     write_clip_manifest([{k: v for k, v in r.items() if k != "clip_path"} for r in ordered],
                         clip_manifest_path(job.store))
     return job.store
+
+
+def _clip_source(value: Any) -> Path | ClipSource:
+    return value if isinstance(value, ClipSource) else Path(value)
+
+
+@dataclass(frozen=True)
+class SpeakerPlan:
+    """A speaker's videos cut into batches, with what the summary line needs."""
+
+    videos: int
+    video_seconds: float
+    batches: list[Batch]
+
+
+def plan_speaker(job: SpeakerJob, task_seconds: float) -> SpeakerPlan:
+    """Batches of about ``task_seconds`` of video each, in raw-manifest order, keyed.
+
+    Durations come from the container headers (no decoding; unreadable ones count 0).
+    """
+    records = video_records(job)
+    seconds = [video_seconds(r, job.raw_root) for r in records]
+    batches = keyed(plan_batches(records, seconds, task_seconds), job.settings)
+    return SpeakerPlan(len(records), float(sum(seconds)), batches)
+
+
+def finished_batches(job: SpeakerJob, batches: Sequence[Batch]) -> dict[int, list[dict[str, Any]]]:
+    """Rows of the batches an earlier run already finished, by batch index.
+
+    A result that cannot be read (damaged on disk) is removed and its batch runs again.
+    """
+    done = {}
+    for batch in batches:
+        path = result_path(job.store, batch.key)
+        if not path.is_file():
+            continue
+        try:
+            done[batch.index] = read_rows(path)
+        except RESULT_READ_ERRORS:
+            path.unlink(missing_ok=True)
+    return done

@@ -1,17 +1,19 @@
 """One video in, its 3-second clips out: resample, track the face, crop, cut audio, featurise.
 
-This is the per-video unit of work that the ``prepare`` flow fans out (one Prefect task
-per video, never per frame). It streams: frames are decoded and buffered one clip
-(T frames) at a time, so memory is bounded by one clip whatever the video's length.
-Each kept clip is written as one ``.npy`` record in a work folder (docs/contracts.md section 2)
-and described by a clip-manifest row (section 3); a rejected clip or file gets a row
-with its reason instead. Bad input never raises out of :func:`preprocess_video`.
+This is the per-video unit of work of the ``prepare`` flow (a Prefect task runs it over a
+batch of videos, :mod:`lipflow.tasks.prepare.batches`; never per frame). It streams:
+frames are decoded and buffered one clip (T frames) at a time, so memory is bounded by
+one clip whatever the video's length. Each kept clip is written as one ``.npy`` record in
+a work folder (docs/contracts.md section 2), or handed to the caller's ``save`` (a batch
+compresses it into its result), and described by a clip-manifest row (section 3); a
+rejected clip or file gets a row with its reason instead. Bad input never raises out of
+:func:`preprocess_video`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,21 +139,32 @@ def frame_chunks(frames: Iterator[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
+#: ``save(name, arrays) -> clip_path``: where a kept clip's arrays go; ``name`` is unique
+#: within a speaker (``<speaker>__<utterance>__<start frame>``).
+SaveClip = Callable[[str, Mapping[str, Any]], str]
+
+
 def preprocess_video(record: Mapping[str, Any], raw_root: Path, work_dir: Path,
-                     settings: VideoSettings) -> list[dict[str, Any]]:
+                     settings: VideoSettings, save: SaveClip | None = None,
+                     ) -> list[dict[str, Any]]:
     """Cut one raw-manifest video into clips; return their clip-manifest rows.
 
-    Kept rows carry ``clip_path`` (the clip's arrays in ``work_dir``); ``store_index`` is
-    assigned later, when the store is written. Media problems become one rejected row.
+    Kept rows carry ``clip_path``: by default the clip's ``.npy`` record in ``work_dir``,
+    else what ``save`` returned for it. ``store_index`` is assigned later, when the store
+    is written. Media problems become one rejected row.
     """
+    def save_in_work_dir(name: str, arrays: Mapping[str, Any]) -> str:
+        return str(save_clip(Path(work_dir) / f"{name}{CLIP_SUFFIX}", arrays))
+
     with one_native_thread():
         try:
-            return list(_clips_of_video(record, Path(raw_root), Path(work_dir), settings))
+            return list(_clips_of_video(record, Path(raw_root), save or save_in_work_dir,
+                                        settings))
         except LipflowError as err:
             return [rejected_file_row(record, settings.fps, str(err))]
 
 
-def _clips_of_video(record: Mapping[str, Any], raw_root: Path, work_dir: Path,
+def _clips_of_video(record: Mapping[str, Any], raw_root: Path, save: SaveClip,
                     settings: VideoSettings) -> Iterator[dict[str, Any]]:
     video = raw_root / record["video_path"]
     pre = settings.preprocess
@@ -217,12 +230,11 @@ def _clips_of_video(record: Mapping[str, Any], raw_root: Path, work_dir: Path,
                 "valid_samples": np.int64(row["valid_samples"]),
             }
             del crops
-            clip_file = work_dir / (f"{record['speaker']}__{record['utterance_id']}__"
-                                    f"{start_frame}{CLIP_SUFFIX}")
-            save_clip(clip_file, arrays)
+            clip_path = save(f"{record['speaker']}__{record['utterance_id']}__{start_frame}",
+                             arrays)
             del arrays
             yield {**row, "kept": True, "reject_reason": None, "store_index": -1,
-                   "clip_path": str(clip_file)}
+                   "clip_path": clip_path}
     if produced == 0:
         yield rejected_file_row(
             record, fps, f"{video}: shorter than {settings.min_clip_seconds:g} s of video"

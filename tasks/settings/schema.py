@@ -463,6 +463,9 @@ class Runtime(Section):
     address: str | None = Field(None, description=(
         "an existing Dask scheduler (`tcp://host:8786`) or Ray head; null = start one"))
     max_workers: int | None = Field(None, ge=1, description="local pool size (null = one per core)")
+    task_seconds_of_video: float = Field(300.0, gt=0, description=(
+        "`prepare` packs videos into one task until they hold this many seconds (300 = 100 "
+        "GRID videos; a longer video is a task of its own); the CLI's `--task-seconds` wins"))
 
 
 class Schedule(Section):
