@@ -185,12 +185,16 @@ def _launch(home: Path, timeout_s: float, attempts: int = 3) -> ServerState:
                 stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)  # outlives this command; Ctrl-C here does not reach it
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and proc.poll() is None:
-            if healthy(api_url, timeout_s=1.0):
-                state = ServerState(proc.pid, port, api_url)
-                _write_state(home, state)
-                return state
-            time.sleep(0.25)
+        try:
+            while time.monotonic() < deadline and proc.poll() is None:
+                if healthy(api_url, timeout_s=1.0):
+                    state = ServerState(proc.pid, port, api_url)
+                    _write_state(home, state)
+                    return state
+                time.sleep(0.25)
+        except BaseException:  # Ctrl-C while waiting: no server without a state file
+            _terminate(proc.pid)
+            raise
         if proc.poll() is None:
             _terminate(proc.pid)
             raise ServerError(f"the local Prefect server did not answer within {timeout_s:g} s; "
