@@ -79,7 +79,6 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "fps": 25.0,
     "cpu_threads": 0,
-    "eval_wavs": 3,
     "folds": 10,
 }
 

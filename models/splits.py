@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from lipflow.tasks.common.errors import ConfigError
-from lipflow.tasks.settings.project import resolve
+from lipflow.tasks.settings.paths import features_root, store_path
 
 PARTS = ("train", "val", "test")
 KINDS = ("seen", "unseen", "lists")
@@ -50,8 +50,8 @@ def split_speakers(cfg: Mapping[str, Any]) -> list[str]:
 def split_stores(params: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[Path]:
     """Stores of the split's speakers under the corpus' ``features_root``; all must exist."""
     corpus = cfg.get("corpus", "grid")
-    root = resolve((params.get(corpus) or {}).get("features_root", f"data/features/{corpus}"))
-    stores = [root / f"{s}.zarr" for s in split_speakers(cfg)]
+    root = features_root(params, corpus)
+    stores = [store_path(root, s) for s in split_speakers(cfg)]
     missing = [s.name for s in stores if not s.is_dir()]
     if missing:
         raise ConfigError(

@@ -16,7 +16,6 @@ byte-identical files (zstd and Blosc are deterministic and nothing time-dependen
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -27,6 +26,7 @@ from tqdm import tqdm
 from zarr.codecs import BloscCodec, ZstdCodec
 
 from lipflow.tasks.common.atomic import atomic_path
+from lipflow.tasks.common.progress import show_progress
 from lipflow.tasks.contracts.clip_record import CLIP_READ_ERRORS, ClipFile
 from lipflow.tasks.contracts.store_layout import (
     ARRAY_DTYPES,
@@ -155,10 +155,6 @@ def _json_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
         raise StoreError(f"store attributes cannot be written as JSON: {err}") from err
 
 
-def _show_progress(progress: bool | None) -> bool:
-    return sys.stderr.isatty() if progress is None else progress
-
-
 def write_store(
     clip_paths: Sequence[Path | ClipSource],
     out: Path,
@@ -217,7 +213,7 @@ def write_store(
             for key, shape in shapes.items()
         }
         with tqdm(total=n, unit="clip", desc=f"store {out.name}",
-                  disable=not _show_progress(progress)) as bar:
+                  disable=not show_progress(progress)) as bar:
             for start in range(0, n, clips_per_shard):
                 batch = paths[start : start + clips_per_shard]
                 _write_shard(arrays, shapes, batch, start)

@@ -13,21 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from lipflow.tasks.common.executables import lipflow_command
-from lipflow.tasks.settings.paths import raw_manifest_path
-from lipflow.tasks.settings.project import resolve
+from lipflow.tasks.settings.paths import raw_manifest_path, raw_root
 
 #: Corpora that ``refresh`` downloads, in order; each needs a ``lipflow download <corpus>``.
 REFRESH_CORPORA = ("grid", "lip2wav")
 
 
-def _raw_root(params: Mapping[str, Any], corpus: str, root: Path) -> Path:
-    conf = params.get(corpus) or {}
-    return resolve(conf.get("raw_root", f"data/raw/{corpus}"), root)
-
-
 def missing_speakers(params: Mapping[str, Any], corpus: str, root: Path) -> list[str]:
     """Configured speakers of ``corpus`` that have no raw manifest yet."""
-    raw = _raw_root(params, corpus, root)
+    raw = raw_root(params, corpus, root)
     return [s for s in (params.get(corpus) or {}).get("speakers") or []
             if not raw_manifest_path(raw, s).is_file()]
 
@@ -37,7 +31,7 @@ def download_command(params: Mapping[str, Any], corpus: str, speakers: list[str]
     """The ``lipflow download`` command line that fetches ``speakers`` of ``corpus``."""
     conf = params[corpus]  # validated params: every key of the corpus section is present
     cmd = [*lipflow_command(), "download", corpus, *speakers, "--root",
-           str(_raw_root(params, corpus, root)), "--no-progress"]
+           str(raw_root(params, corpus, root)), "--no-progress"]
     if corpus == "grid":
         cmd += ["--mirror", str(conf["mirror"])]
     elif corpus == "lip2wav":

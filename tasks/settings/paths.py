@@ -19,16 +19,19 @@ from lipflow.tasks.settings.project import resolve
 MANIFESTS_DIR = "manifests"
 
 
-def raw_root(params: Mapping[str, Any], corpus: str) -> Path:
-    """``<corpus>.raw_root`` from params, else ``data/raw/<corpus>``, as an absolute path."""
+def raw_root(params: Mapping[str, Any], corpus: str, project: Path | None = None) -> Path:
+    """``<corpus>.raw_root`` from params, else ``data/raw/<corpus>``, as an absolute path.
+
+    Relative paths are under ``project`` (default: the project root).
+    """
     conf = params.get(corpus) or {}
-    return resolve(conf.get("raw_root", f"data/raw/{corpus}"))
+    return resolve(conf.get("raw_root", f"data/raw/{corpus}"), project)
 
 
-def features_root(params: Mapping[str, Any], corpus: str) -> Path:
+def features_root(params: Mapping[str, Any], corpus: str, project: Path | None = None) -> Path:
     """``<corpus>.features_root`` from params, else ``data/features/<corpus>``."""
     conf = params.get(corpus) or {}
-    return resolve(conf.get("features_root", f"data/features/{corpus}"))
+    return resolve(conf.get("features_root", f"data/features/{corpus}"), project)
 
 
 def corpus_roots(params: Mapping[str, Any], corpus: str, raw: Path | None = None,

@@ -382,7 +382,6 @@ class ModelTrain(Section):
     grad_clip: float | None = _optional("gradient norm clip (0 = none)")
     amp: Literal["auto", "bf16", "fp16", "none"] | None = _optional(
         "mixed precision on GPU: `auto` (bf16 where supported), `bf16`, `fp16`, `none`")
-    eval_wavs: int | None = _optional("generated/reference wavs written by evaluate")
     device: str | None = _optional("torch device (`auto`: CUDA when present)")
 
 
