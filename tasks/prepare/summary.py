@@ -53,7 +53,8 @@ class PrepareSummary:
     def line(self) -> str:
         rejected = sum(self.rejected.values())
         reasons = ", ".join(f"{k}: {v}" for k, v in self.rejected.items())
-        return (f"{self.label}: {self.videos} videos, {self.kept} clips kept, {rejected} rejected"
+        return (f"{self.label}: {_count(self.videos, 'video')}, {_count(self.kept, 'clip')} kept, "
+                f"{rejected} rejected"
                 f"{f' ({reasons})' if reasons else ''}, {_duration(self.video_seconds)} of video"
                 f" in {_wall(self.wall_seconds)} ({self.realtime:.1f}x realtime)")
 
@@ -79,3 +80,8 @@ def _duration(seconds: float) -> str:
 
 def _wall(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 video``, ``3 videos``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
