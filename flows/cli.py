@@ -476,7 +476,8 @@ def synthesize(
     for line in result.warnings:
         typer.echo(f"warning: {line}", err=True)
     typer.echo(f"wrote {out}: {len(result.wav) / result.sample_rate_hz:.2f} s of speech at "
-               f"{result.sample_rate_hz} Hz from {result.windows} windows")
+               f"{result.sample_rate_hz} Hz from {result.windows} "
+               f"window{'' if result.windows == 1 else 's'}")
     if mux is not None:
         typer.echo(f"wrote {mux}")
 
