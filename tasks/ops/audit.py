@@ -61,26 +61,30 @@ def _lock_outputs_at(repo: Path, rev: str) -> set[str]:
             for stage in (data.get("stages") or {}).values() for out in stage.get("outs") or []}
 
 
-def _split_not_built(repo: Path, outputs: dict[str, list[str]], rev_a: str,
-                     rev_b: str | None) -> None:
-    """Move "deleted" outputs that were never built on either side to ``not_built``.
+def _reclassify_unrecorded(repo: Path, diff: dict[str, Any], rev_a: str,
+                           rev_b: str | None) -> dict[str, Any]:
+    """Outputs that ``dvc.lock`` at ``rev_a`` never recorded are not changes of ``rev_a``.
 
-    Against the workspace, ``dvc diff`` calls every declared output that is absent
-    "deleted", even in a fresh clone where nothing was ever built (no ``dvc.lock`` entry
-    at ``rev_a`` either). Those are not changes: they are outputs still to be built.
+    Against the workspace, ``dvc diff`` calls a declared output that ``rev_a`` has no hash
+    for "deleted" when it is absent (a fresh clone: nothing built yet) and "modified" when
+    it exists (built since). The first are *not built*; the second are *added*.
     """
-    outputs.setdefault("not_built", [])
+    diff = {kind: list(entries or []) for kind, entries in diff.items()}
+    diff.setdefault("not built", [])
     if rev_b is not None:
-        return
+        return diff
     recorded = _lock_outputs_at(repo, rev_a)
-    still_deleted = []
-    for path in outputs.get("deleted", []):
-        bare = path.split(" (")[0].rstrip("/")
-        if bare not in recorded and not (repo / bare).exists():
-            outputs["not_built"].append(bare)
-        else:
-            still_deleted.append(path)
-    outputs["deleted"] = still_deleted
+
+    def unrecorded(entry: Mapping[str, Any]) -> bool:
+        path = entry.get("path")
+        return isinstance(path, str) and path.rstrip("/") not in recorded
+
+    for kind, target in (("deleted", "not built"), ("modified", "added")):
+        moved = [e for e in diff.get(kind, []) if unrecorded(e)
+                 and (kind != "deleted" or not (repo / e["path"].rstrip("/")).exists())]
+        diff[kind] = [e for e in diff.get(kind, []) if e not in moved]
+        diff.setdefault(target, []).extend(moved)
+    return diff
 
 
 def _revs(rev_a: str, rev_b: str | None) -> list[str]:
@@ -255,17 +259,20 @@ def _output_paths(diff: Mapping[str, Any]) -> dict[str, list[str]]:
     its files changed (``data/features/grid/s1.zarr/ (12 files)``).
     """
     outputs: dict[str, list[str]] = {}
-    for kind in ("added", "deleted", "modified", "renamed", "not in cache"):
+    for kind in ("added", "deleted", "modified", "renamed", "not in cache", "not built"):
         paths = []
         for entry in diff.get(kind) or []:
             p = entry.get("path")
             if isinstance(p, Mapping):  # renamed: {"old": ..., "new": ...}
                 p = f"{p.get('old')} -> {p.get('new')}"
             paths.append(str(p))
-        dirs = [p for p in paths if p.endswith("/")]
-        inside = {d: sum(1 for p in paths if p != d and p.startswith(d)) for d in dirs}
+        # a directory output is listed with or without its trailing slash, then its files
+        dirs = [p for p in paths
+                if any(q != p and q.startswith(p.rstrip("/") + "/") for q in paths)]
+        inside = {d: sum(1 for p in paths if p != d and p.startswith(d.rstrip("/") + "/"))
+                  for d in dirs}
         folded = [f"{p} ({inside[p]} files)" if inside.get(p) else p for p in paths
-                  if p in inside or not any(p.startswith(d) for d in dirs)]
+                  if p in inside or not any(p.startswith(d.rstrip("/") + "/") for d in dirs)]
         outputs[kind.replace(" ", "_")] = sorted(folded)
     return outputs
 
@@ -313,8 +320,8 @@ def audit_revisions(rev_a: str = "HEAD", rev_b: str | None = None,
     revs = _revs(rev_a, rev_b)
     params = _dvc_json(["params", "diff", *revs], repo)
     metrics = _dvc_json(["metrics", "diff", *revs], repo)
-    outputs = _output_paths(_dvc_json(["diff", *revs], repo))
-    _split_not_built(repo, outputs, rev_a, rev_b)
+    diff = _reclassify_unrecorded(repo, _dvc_json(["diff", *revs], repo), rev_a, rev_b)
+    outputs = _output_paths(diff)
     return AuditReport(rev_a=rev_a, rev_b=rev_b, params=params, metrics=metrics,
                        outputs=outputs, stores=_store_changes(repo, outputs, rev_a, rev_b))
 
