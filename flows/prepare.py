@@ -116,11 +116,19 @@ def prepare_speaker(job: SpeakerJob, revision: str, task_seconds: float,
         plan = plan_speaker(job, task_seconds)
         done = finished_batches(job, plan.batches)
         todo = [b for b in plan.batches if b.index not in done]
-        futures = {preprocess_batch_task.submit(b, job.raw_root, work_dir, job.settings,
-                                                result_path(job.store, b.key)): b
-                   for b in todo}
         done_videos = sum(len(b.records) for b in plan.batches if b.index in done)
-        paths = _gather(futures, plan.videos, done_videos, label=job.label, progress=progress)
+        if len(todo) == 1:  # one task: starting a worker pool would cost more than it gives
+            (batch,) = todo
+            paths = {batch.index: preprocess_batch_task(
+                batch, job.raw_root, work_dir, job.settings, result_path(job.store, batch.key))}
+            ProgressArtifact(plan.videos, f"{job.label}: videos preprocessed").advance(
+                plan.videos)
+        else:
+            futures = {preprocess_batch_task.submit(b, job.raw_root, work_dir, job.settings,
+                                                    result_path(job.store, b.key)): b
+                       for b in todo}
+            paths = _gather(futures, plan.videos, done_videos, label=job.label,
+                            progress=progress)
         done.update({index: read_rows(path) for index, path in paths.items()})
         rows = [row for index in sorted(done) for row in done[index]]
         store = write_speaker_store(job, rows, store_attributes(job, revision), progress)

@@ -20,7 +20,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 def prepare_with(kind: str, raw: Path, out: Path) -> Path:
     jobs = speaker_jobs(load_params(), "grid", ["s1"], raw, out)
     flow = prepare_flow.with_options(task_runner=make_task_runner(kind, max_workers=2))
-    (prepared,) = flow(jobs, raw, False)
+    # one 3-s video per task: several batches, so the runner (not the driver) runs them
+    (prepared,) = flow(jobs, raw, False, 3.0)
     return prepared.store
 
 
