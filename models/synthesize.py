@@ -8,9 +8,14 @@ clip length and tracked and cropped by the same code
 **Any length.** Windows of ``T`` frames (the clip length) start every ``T - overlap``
 frames; each window's predicted mel is placed at its start time and the overlap with the
 window before is cross-faded linearly (:class:`MelStitcher`), giving one mel of the
-video's duration and one Griffin-Lim pass (:func:`lipflow.tasks.features.mel.
-inv_mel_spectrogram`). Only the frames of one window and the mel frames are held, so a long
-video costs mel memory (25 KB a second), not frames.
+video's duration. That mel becomes a waveform by Griffin-Lim
+(:func:`lipflow.tasks.features.mel.inv_mel_spectrogram`) in pieces of at most
+:data:`GL_CHUNK_FRAMES` mel frames (20 s) overlapping by :data:`GL_OVERLAP_FRAMES` (1 s),
+whose waveforms are cross-faded (:func:`waveform_from_mel`): Griffin-Lim's working memory
+(STFTs of the whole signal, ~1 GB for 10 min) stays that of 20 s whatever the length, and a
+video up to 20 s is one piece, exactly as before. Only the frames of one window and the
+mel frames are held, so a long video costs mel memory (25 KB a second) and the output
+waveform (64 KB a second), not frames.
 
 **Faces.** A window whose face track is rejected (no face, a second face, too few
 detections) contributes the mel of silence; the stretch that no kept window covers is
@@ -291,7 +296,7 @@ def synthesize_video(synth: Synthesizer, video: Path,
     duration = video_duration_s(Path(video), end_frame, synth.fps)
     samples = round(duration * p.sample_rate_hz)
     mel = stitcher.finish(1 + samples // p.hop_samples)
-    wav = inv_mel_spectrogram(mel, synth.mel_params)
+    wav = waveform_from_mel(mel, synth.mel_params)
     wav = np.clip(np.pad(wav[:samples], (0, max(0, samples - len(wav)))), -1.0, 1.0)
     silent = uncovered(end_frame, face_ranges)
     for a, b in silent:
@@ -299,6 +304,46 @@ def synthesize_video(synth: Synthesizer, video: Path,
     return Synthesis(wav=wav.astype(np.float32), mel=mel, sample_rate_hz=p.sample_rate_hz,
                      fps=synth.fps, num_frames=end_frame, duration_s=duration, windows=count,
                      silent=[(a / synth.fps, b / synth.fps) for a, b in silent])
+
+
+#: Griffin-Lim runs on pieces of the stitched mel this long (20 s at 80 mel frames a second)
+GL_CHUNK_FRAMES = 1600
+#: and this much overlap (1 s), cross-faded linearly in the waveform.
+GL_OVERLAP_FRAMES = 80
+
+
+def waveform_from_mel(mel: np.ndarray, mel_params: Any, chunk_frames: int = GL_CHUNK_FRAMES,
+                      overlap_frames: int = GL_OVERLAP_FRAMES) -> np.ndarray:
+    """Griffin-Lim of ``mel`` in overlapping pieces, cross-faded: bounded working memory.
+
+    The result has the length one :func:`inv_mel_spectrogram` call would give,
+    ``(frames - 1) * hop`` samples; a mel of at most ``chunk_frames`` frames is exactly that
+    call. Each piece starts with a zero filter state (inverse pre-emphasis) and its own
+    phase estimate; both settle inside the overlap, where the piece fades in.
+    """
+    frames = len(mel)
+    if frames <= chunk_frames:
+        return inv_mel_spectrogram(mel, mel_params)
+    if not 0 < overlap_frames < chunk_frames // 2:
+        raise ValueError(f"overlap {overlap_frames} must be in (0, {chunk_frames // 2})")
+    hop = mel_settings(mel_params).hop_samples
+    out = np.zeros((frames - 1) * hop, dtype=np.float64)
+    weight = np.zeros_like(out)
+    fade = (overlap_frames - 1) * hop  # samples two neighbouring pieces share
+    step = chunk_frames - overlap_frames
+    starts = list(range(0, frames - overlap_frames, step))
+    for i, start in enumerate(starts):
+        stop = min(start + chunk_frames, frames)
+        piece = inv_mel_spectrogram(mel[start:stop], mel_params).astype(np.float64)
+        w = np.ones(len(piece))
+        if i > 0:
+            w[:fade] = np.linspace(0.0, 1.0, fade, endpoint=False)
+        if i < len(starts) - 1:
+            w[len(piece) - fade:] = np.linspace(1.0, 0.0, fade, endpoint=False)
+        at = start * hop
+        out[at:at + len(piece)] += piece * w
+        weight[at:at + len(piece)] += w
+    return (out / np.maximum(weight, 1e-12)).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- files

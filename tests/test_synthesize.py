@@ -22,6 +22,7 @@ from lipflow.models.synthesize import (
 )
 from lipflow.tasks.media.probe import probe
 from lipflow.tasks.settings.project import load_params
+from tests.conftest import PROJECT_ROOT
 from tests.support.seed_models import one_thread  # noqa: F401
 from tests.support.synth_media import (
     ROOT,
@@ -226,3 +227,25 @@ def test_no_audio_prepare_gives_silent_clips_in_a_store(work: Path) -> None:
     assert group.attrs["params"]["preprocess"]["require_audio"] is False
     manifest = read_clip_manifest(clip_manifest_path(store))
     assert list(manifest["valid_samples"]) == [0] and manifest["reject_reason"].isna().all()
+
+
+def test_griffin_lim_in_pieces_is_one_call_for_short_mels_and_smooth_at_joins() -> None:
+    """Long mels are inverted in 20-s pieces (bounded memory), cross-faded without clicks."""
+    from lipflow.models.synthesize import GL_CHUNK_FRAMES, GL_OVERLAP_FRAMES, waveform_from_mel
+    from lipflow.tasks.features.mel import inv_mel_spectrogram, mel_spectrogram
+    from lipflow.tasks.media.audio import read_audio
+
+    pcm = read_audio(PROJECT_ROOT / "data/samples/grid/s1/bbaf2n.mpg", 16000)
+    speech = pcm.astype(np.float32) / 32768
+    mel = mel_spectrogram(np.tile(speech, 10))  # ~30 s: two pieces
+    short = mel[:GL_CHUNK_FRAMES]
+    assert np.array_equal(waveform_from_mel(short, None), inv_mel_spectrogram(short, None))
+    wav = waveform_from_mel(mel, None)
+    hop = 200
+    assert len(wav) == (len(mel) - 1) * hop and np.all(np.isfinite(wav))
+    jumps = np.abs(np.diff(wav))
+    join = (GL_CHUNK_FRAMES - GL_OVERLAP_FRAMES) * hop
+    fade = GL_OVERLAP_FRAMES * hop
+    at_join = jumps[join - fade: join + 2 * fade].max()
+    elsewhere = np.concatenate([jumps[: join - fade], jumps[join + 2 * fade:]]).max()
+    assert at_join <= elsewhere  # no discontinuity larger than the signal's own
