@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,9 +30,10 @@ STAGE = re.compile(r"^Running stage '(?P<name>[^']+)'")
 
 
 def tool_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["DVC_NO_ANALYTICS"] = "1"
+    """lipflow's environment for dvc/lipflow subprocesses, with no LIPFLOW_ROOT override."""
+    from lipflow.tasks.common.executables import tool_env as lipflow_tool_env
+
+    env = lipflow_tool_env()
     env.pop("LIPFLOW_ROOT", None)
     return env
 

@@ -20,7 +20,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from lipflow.tasks.common.errors import LipflowError
-from lipflow.tasks.settings.project import load_params, resolve
+from lipflow.tasks.settings.paths import raw_root
+from lipflow.tasks.settings.project import load_params
 
 app = typer.Typer(
     help="lipflow: reproducible lip-to-speech data preparation, training and scoring.",
@@ -116,14 +117,6 @@ def _check_download_options(cookies: Path | None, sleep: float | None) -> None:
         raise ConfigError(f"--sleep must be >= 0 seconds, got {sleep:g}")
 
 
-def _param_path(dotted: str) -> Path:
-    params = load_params()
-    node: Any = params
-    for key in dotted.split("."):
-        node = node[key]
-    return resolve(node)
-
-
 @download_app.command("grid")
 @reports_errors
 def download_grid(
@@ -147,7 +140,7 @@ def download_grid(
                               f"it has {', '.join(have)}")
     else:
         mirror_urls(mirror, speakers[0])  # checks the mirror's name or URL, no traffic
-    target = root or _param_path("grid.raw_root")
+    target = root or raw_root(load_params(), "grid")
     _check_runner(runner, address)
     _orchestrate()
     from lipflow.flows.download import download_grid_flow
@@ -209,7 +202,7 @@ def download_lip2wav(
     from lipflow.flows.download import download_lip2wav_flow
 
     flow = _on_runner(download_lip2wav_flow, runner, address)
-    results = flow(speakers, root or _param_path("lip2wav.raw_root"), options)
+    results = flow(speakers, root or raw_root(load_params(), "lip2wav"), options)
     for result in results:
         typer.echo(f"{result.speaker}:\n{result.summary.table()}\nwrote {result.manifest}")
 
@@ -240,7 +233,7 @@ def download_youtube(
     params = load_params()
     options = _youtube_options(params.get(corpus, {}), url_template, cookies, rate_limit,
                                sleep, progress)
-    target = root or resolve(f"data/raw/{corpus}")
+    target = root or raw_root(load_params(), corpus)
     _orchestrate()
     from lipflow.flows.download import download_youtube_flow
 
@@ -279,7 +272,7 @@ def download_local(
     check_language(language)
     if not src_dir.is_dir():
         raise ConfigError(f"{src_dir} is not a folder of videos")
-    target = root or resolve(f"data/raw/{corpus}")
+    target = root or raw_root(load_params(), corpus)
     require_audio = _audio_rule(load_params(), no_audio)["preprocess"]["require_audio"]
     _orchestrate()
     from lipflow.flows.download import register_local_flow

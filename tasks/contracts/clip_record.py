@@ -63,7 +63,16 @@ class ClipFile:
     """
 
     def __init__(self, path: Path) -> None:
-        loaded = np.load(path, allow_pickle=False)
+        self._take(np.load(path, allow_pickle=False))
+
+    @classmethod
+    def from_record(cls, record: np.ndarray) -> ClipFile:
+        """A clip already in memory as one structured record (a batch result's member)."""
+        clip = cls.__new__(cls)
+        clip._take(record)
+        return clip
+
+    def _take(self, loaded: Any) -> None:
         if isinstance(loaded, np.lib.npyio.NpzFile):
             self._npz: Any = loaded
             self.files: list[str] = list(loaded.files)

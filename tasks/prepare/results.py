@@ -70,10 +70,7 @@ def decode_clip(data: bytes) -> ClipFile:
             frames = record[name]
             for i in range(1, len(frames)):  # uint8 adds wrap, undoing the wrapped subtract
                 np.add(frames[i], frames[i - 1], out=frames[i])
-    buffer = io.BytesIO()
-    np.save(buffer, record, allow_pickle=False)
-    buffer.seek(0)
-    return ClipFile(buffer)  # type: ignore[arg-type]  # np.load reads a file object too
+    return ClipFile.from_record(record)
 
 
 @dataclass(frozen=True)

@@ -8,20 +8,16 @@ working tree as it is, not only the last commit.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
+from lipflow.tasks.common.executables import tool_env as lipflow_tool_env
 
 
 def tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for ``dvc``/``lipflow`` subprocesses: the venv first on PATH."""
-    env = dict(os.environ)
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["DVC_NO_ANALYTICS"] = "1"
+    """lipflow's environment for ``dvc``/``lipflow`` subprocesses, minus a test's LIPFLOW_ROOT."""
+    env = lipflow_tool_env()
     env.pop("LIPFLOW_ROOT", None)
     env.update(extra or {})
     return env
