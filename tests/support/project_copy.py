@@ -33,13 +33,25 @@ def run(cmd: list[str], cwd: Path, check: bool = True, **kw) -> subprocess.Compl
     return result
 
 
+#: What a ``dvc repro`` in the developer's checkout (``./run demo``) leaves untracked: the
+#: record of that run, not part of the project a test starts from.
+REPRO_PRODUCTS = ("dvc.lock", "metrics/", "plots/")
+
+
 def copy_project(src: Path, dest: Path) -> Path:
-    """Copy the project's committable files into ``dest`` and commit them in a new repo."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=src, capture_output=True, check=True,
-    ).stdout.decode().split("\0")
-    for rel in filter(None, listed):
+    """Copy the project's committable files into ``dest`` and commit them in a new repo.
+
+    Untracked products of an earlier repro in ``src`` (:data:`REPRO_PRODUCTS`) are left
+    out, so the copy starts unbuilt whether or not ``./run demo`` ran there first.
+    """
+    def ls_files(*flags: str) -> list[str]:
+        out = subprocess.run(["git", "ls-files", "-z", *flags], cwd=src, capture_output=True,
+                             check=True).stdout.decode()
+        return [rel for rel in out.split("\0") if rel]
+
+    untracked = [rel for rel in ls_files("--others", "--exclude-standard")
+                 if not rel.startswith(REPRO_PRODUCTS)]
+    for rel in ls_files("--cached") + untracked:
         source = src / rel
         if not source.is_file():  # deleted in the working tree
             continue
