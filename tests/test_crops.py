@@ -18,6 +18,7 @@ from lipflow.tasks.faces.crops import (
     mouth_crops,
     mouth_rects,
     mouth_transforms,
+    mouth_window,
 )
 from lipflow.tasks.faces.detection import LEFT_EYE, MOUTH_CENTRE, RIGHT_EYE
 from lipflow.tasks.faces.tracking import track_face
@@ -42,6 +43,7 @@ def test_crop_sizes_for_both_presets():
     assert mouth_crop_size({"mouth_preset": "square", "mouth_height_px": 88,
                             "mouth_width_px": 88}) == (88, 88)
     assert mouth_crop_size({"mouth_preset": "cnn3d", "mouth_height_px": 96}) == (60, 100)
+    assert mouth_crop_size({"mouth_preset": "vcagan"}) == (112, 112)
     with pytest.raises(ConfigError, match="mouth_preset"):
         mouth_crop_size({"mouth_preset": "round"})
 
@@ -92,6 +94,21 @@ def test_mouth_rects_surround_the_mouth_in_source_pixels():
     width, height = np.linalg.norm(rect[1] - rect[0]), np.linalg.norm(rect[3] - rect[0])
     assert width / height == pytest.approx(100 / 60, rel=0.01)
     assert np.degrees(np.arctan2(*(rect[1] - rect[0])[::-1])) == pytest.approx(10, abs=1)
+
+
+def test_vcagan_window_is_the_136_px_lower_face_of_the_mean_face():
+    """Keypoints at the mean face itself: the window's corners are VCA-GAN's crop box
+    (59, 95)-(195, 231) of a 256x256 aligned face, up to its 1-px centre difference."""
+    kps = np.zeros((1, 6, 2))
+    kps[0, :4] = MEAN_FACE
+    window = mouth_window({"mouth_preset": "vcagan"})
+    rect = mouth_rects(kps, window.height_px, window.width_px, window.scale,
+                       window.shift_y)[0]
+    assert np.allclose(rect[0], [60, 95], atol=0.6)  # their x 59: centre 127 vs our 128
+    assert np.allclose(rect[2], [196, 231], atol=0.6)
+    crops = mouth_crops(np.zeros((1, 256, 256, 3), np.uint8), kps, window.height_px,
+                        window.width_px, window.scale, window.shift_y)
+    assert crops.shape == (1, 112, 112)
 
 
 def test_face_crops_are_square_rgb_and_padded_black_at_edges():

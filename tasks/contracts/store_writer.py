@@ -114,8 +114,11 @@ def _shapes_from_params(attrs: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     frames = int(round(fps * seconds)) if fps and seconds else 0
     samples = int(round(sr * seconds)) if sr and seconds else 0
     face = int(pre.get("face_size_px") or 0)
-    if pre.get("mouth_preset") == "cnn3d":
-        mouth_h, mouth_w = 60, 100
+    from lipflow.tasks.faces.crops import MOUTH_PRESETS  # cv2: only for an empty store
+
+    preset = MOUTH_PRESETS.get(pre.get("mouth_preset"))
+    if preset is not None:
+        mouth_h, mouth_w = preset.height_px, preset.width_px
     else:
         mouth_h = int(pre.get("mouth_height_px") or 0)
         mouth_w = int(pre.get("mouth_width_px") or 0)

@@ -11,6 +11,7 @@ lips keep the same size and orientation across clips and speakers.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -37,16 +38,47 @@ sd <= 0.1; made symmetric and scaled to a 64-pixel eye distance. At that scale a
 window centred on the mouth spans from under the nose to the chin, as in auto_avsr's
 LRS3 crops; the 60x100 preset cuts a tighter window at the same scale."""
 
-MOUTH_PRESETS = {"cnn3d": (60, 100)}
-"""Fixed (height, width) mouth crop sizes; ``square`` uses mouth_height/width_px."""
+
+
+@dataclass(frozen=True)
+class MouthWindow:
+    """Where a mouth crop is cut and how large it is stored.
+
+    ``height_px`` x ``width_px`` is the stored crop; ``scale`` is crop pixels per pixel of
+    the 256x256 mean face (1: the window is as large as the crop), and ``shift_y`` moves
+    the window centre from the mouth centre, in mean-face pixels (negative: up).
+    """
+
+    height_px: int
+    width_px: int
+    scale: float = 1.0
+    shift_y: float = 0.0
+
+
+VCAGAN_WINDOW = MouthWindow(112, 112, scale=112 / 136, shift_y=-6.0)
+"""VCA-GAN's lower-face crop: its recipe cuts the (59, 95)-(195, 231) window (136 px,
+centre (127, 163)) of a 256x256 face aligned to its 98-landmark mean face, then resizes it
+to 112x112 grey. lipflow places the same 136-px window on its own 4-keypoint mean face
+(:data:`MEAN_FACE`: eyes 64 px apart at y 100, mouth centre at y 169), centred 6 px above
+the mouth (y 163) and stored at 112x112: the same lower-face region up to the difference
+between the two mean faces (theirs is not published; ours is measured on GRID)."""
+
+MOUTH_PRESETS = {"cnn3d": MouthWindow(60, 100), "vcagan": VCAGAN_WINDOW}
+"""Fixed mouth crop windows; ``square`` uses mouth_height/width_px at scale 1."""
+
+
+def mouth_window(preprocess: Mapping[str, Any]) -> MouthWindow:
+    """The mouth crop window of the ``preprocess:`` section of params.yaml."""
+    p = typed_section(Preprocess, preprocess, "preprocess")
+    if p.mouth_preset in MOUTH_PRESETS:
+        return MOUTH_PRESETS[p.mouth_preset]
+    return MouthWindow(p.mouth_height_px, p.mouth_width_px)
 
 
 def mouth_crop_size(preprocess: Mapping[str, Any]) -> tuple[int, int]:
     """(height, width) of mouth crops for the ``preprocess:`` section of params.yaml."""
-    p = typed_section(Preprocess, preprocess, "preprocess")
-    if p.mouth_preset in MOUTH_PRESETS:
-        return MOUTH_PRESETS[p.mouth_preset]
-    return p.mouth_height_px, p.mouth_width_px
+    window = mouth_window(preprocess)
+    return window.height_px, window.width_px
 
 
 def _check_keypoints(keypoints: np.ndarray, num_frames: int | None = None) -> np.ndarray:
@@ -60,7 +92,8 @@ def _check_keypoints(keypoints: np.ndarray, num_frames: int | None = None) -> np
     return kps
 
 
-def mouth_transforms(keypoints: np.ndarray, height_px: int, width_px: int) -> np.ndarray:
+def mouth_transforms(keypoints: np.ndarray, height_px: int, width_px: int,
+                     scale: float = 1.0, shift_y: float = 0.0) -> np.ndarray:
     """(T, 2, 3) affine maps from source pixels to each frame's mouth-crop pixels.
 
     Similarity fit (least squares over the four points) to :data:`MEAN_FACE`, then a
@@ -68,7 +101,8 @@ def mouth_transforms(keypoints: np.ndarray, height_px: int, width_px: int) -> np
     auto_avsr's ``cut_patch`` does. The fit is the closed-form Umeyama solution without
     reflection, done for all frames at once with points as complex numbers: the same
     result as fitting ``skimage``'s ``SimilarityTransform`` per frame (tested), about
-    250 times faster, which matters at 75-90 frames a clip.
+    250 times faster, which matters at 75-90 frames a clip. ``scale`` and ``shift_y``
+    are those of :class:`MouthWindow`.
     """
     kps = _check_keypoints(keypoints)
     src = kps[:, :4]
@@ -85,7 +119,8 @@ def mouth_transforms(keypoints: np.ndarray, height_px: int, width_px: int) -> np
     out[:, 0, 0], out[:, 0, 1] = a.real, -a.imag
     out[:, 1, 0], out[:, 1, 1] = a.imag, a.real
     out[:, :, 2] = dst_mean - np.einsum("tij,tj->ti", out[:, :, :2], src_mean)
-    centre = np.array([(width_px - 1) / 2.0, (height_px - 1) / 2.0])
+    out *= float(scale)
+    centre = np.array([(width_px - 1) / 2.0, (height_px - 1) / 2.0 - shift_y * scale])
     mouth = np.einsum("tij,tj->ti", out[:, :, :2], kps[:, MOUTH_CENTRE]) + out[:, :, 2]
     out[:, :, 2] += centre - mouth
     return out
@@ -96,13 +131,16 @@ def mouth_crops(
     keypoints: np.ndarray,
     height_px: int = 96,
     width_px: int = 96,
+    scale: float = 1.0,
+    shift_y: float = 0.0,
 ) -> np.ndarray:
     """(T, height, width) uint8 grayscale mouth crops, aligned to the mean face.
 
     Only the output window is warped (not the whole frame), so the cost per frame is
     that of the small crop. Parts of the window outside the frame repeat the edge.
     """
-    transforms = mouth_transforms(_check_keypoints(keypoints, len(frames)), height_px, width_px)
+    transforms = mouth_transforms(_check_keypoints(keypoints, len(frames)), height_px, width_px,
+                                  scale, shift_y)
     out = np.empty((len(frames), height_px, width_px), dtype=np.uint8)
     for t, frame in enumerate(frames):
         patch = cv2.warpAffine(
@@ -113,13 +151,14 @@ def mouth_crops(
     return out
 
 
-def mouth_rects(keypoints: np.ndarray, height_px: int = 96, width_px: int = 96) -> np.ndarray:
+def mouth_rects(keypoints: np.ndarray, height_px: int = 96, width_px: int = 96,
+                scale: float = 1.0, shift_y: float = 0.0) -> np.ndarray:
     """(T, 4, 2) corners of each mouth crop's window in source pixels, for drawing.
 
     The window is a rotated rectangle in the source (the crop undoes head roll); corners
     go clockwise from the crop's top-left.
     """
-    transforms = mouth_transforms(keypoints, height_px, width_px)
+    transforms = mouth_transforms(keypoints, height_px, width_px, scale, shift_y)
     corners = np.array(
         [[-0.5, -0.5], [width_px - 0.5, -0.5],
          [width_px - 0.5, height_px - 0.5], [-0.5, height_px - 0.5]]

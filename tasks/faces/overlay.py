@@ -29,7 +29,7 @@ from lipflow.tasks.common.atomic import atomic_path
 from lipflow.tasks.common.errors import ConfigError, MediaError
 from lipflow.tasks.common.executables import ffmpeg_exe
 from lipflow.tasks.common.progress import show_progress
-from lipflow.tasks.faces.crops import mouth_crop_size, mouth_crops, mouth_rects
+from lipflow.tasks.faces.crops import mouth_crops, mouth_rects, mouth_window
 from lipflow.tasks.faces.detection import detector_from_params
 from lipflow.tasks.faces.tracking import FaceTrack, track_face, tracking_options
 from lipflow.tasks.media.probe import probe
@@ -184,7 +184,8 @@ def write_track_video(
     rate = Fraction(info.avg_fps).limit_denominator(1001)
     clip_seconds = typed_section(Preprocess, pre, "preprocess").clip_seconds
     chunk_frames = max(1, round(info.avg_fps * float(clip_seconds)))
-    mouth_h, mouth_w = mouth_crop_size(pre)
+    window = mouth_window(pre)
+    mouth_h, mouth_w = window.height_px, window.width_px
     options = tracking_options(pre)
     show = show_progress(progress)
 
@@ -215,9 +216,11 @@ def write_track_video(
                                     f"{track.reject_reason}")
                 rects = None
                 if track.detected.any():
-                    rects = mouth_rects(track.keypoints, mouth_h, mouth_w)
+                    rects = mouth_rects(track.keypoints, mouth_h, mouth_w, window.scale,
+                                        window.shift_y)
                     if tmp_crops is not None:
-                        crops = mouth_crops(chunk, track.keypoints, mouth_h, mouth_w)
+                        crops = mouth_crops(chunk, track.keypoints, mouth_h, mouth_w,
+                                            window.scale, window.shift_y)
                         for i, crop in enumerate(crops):
                             cv2.imwrite(str(tmp_crops / f"{start + i:06d}.png"), crop)
                         num_crops += len(crops)

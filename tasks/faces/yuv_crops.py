@@ -68,14 +68,16 @@ def face_crops_yuv(
 
 
 def mouth_crops_yuv(
-    frames: Sequence[YuvFrame], keypoints: np.ndarray, height_px: int = 96, width_px: int = 96
+    frames: Sequence[YuvFrame], keypoints: np.ndarray, height_px: int = 96, width_px: int = 96,
+    scale: float = 1.0, shift_y: float = 0.0,
 ) -> np.ndarray:
     """(T, height, width) uint8 grey mouth crops, as :func:`lipflow.tasks.faces.crops.mouth_crops`
     cuts them.
 
     The same similarity warp, applied to the Y plane, then mapped to full range.
     """
-    transforms = mouth_transforms(np.asarray(keypoints, dtype=np.float64), height_px, width_px)
+    transforms = mouth_transforms(np.asarray(keypoints, dtype=np.float64), height_px, width_px,
+                                  scale, shift_y)
     if len(transforms) != len(frames):
         raise ValueError(f"{len(transforms)} keypoint rows for {len(frames)} frames")
     out = np.empty((len(frames), height_px, width_px), dtype=np.uint8)

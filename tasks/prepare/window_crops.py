@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from lipflow.tasks.faces.crops import mouth_crop_size
+from lipflow.tasks.faces.crops import mouth_window
 from lipflow.tasks.faces.detection import shared_detector
 from lipflow.tasks.faces.tracking import FaceTrack, track_face, tracking_options
 from lipflow.tasks.faces.yuv_crops import face_crops_yuv, mouth_crops_yuv
@@ -83,7 +83,7 @@ class WindowCropper:
         self.streams = streams
         self.detector = shared_detector(dict(preprocess))
         self.track_options = tracking_options(preprocess)
-        self.mouth_hw = mouth_crop_size(preprocess)
+        self.mouth = mouth_window(preprocess)
         self.face_px, self.margin = typed.face_size_px, float(typed.face_margin)
 
     def __call__(self, images: list[Any], size: int) -> WindowCrops:
@@ -96,6 +96,8 @@ class WindowCropper:
             return WindowCrops(track, None, None)
         face = (face_crops_yuv(frames, track.boxes, self.face_px, self.margin)
                 if "face" in self.streams else None)
-        mouth = (mouth_crops_yuv(frames, track.keypoints, *self.mouth_hw)
+        m = self.mouth
+        mouth = (mouth_crops_yuv(frames, track.keypoints, m.height_px, m.width_px, m.scale,
+                                 m.shift_y)
                  if "mouth" in self.streams else None)
         return WindowCrops(track, face, mouth)

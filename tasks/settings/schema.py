@@ -169,8 +169,9 @@ class Preprocess(Section):
     face_size_px: int = Field(96, ge=8, description="face crop side (96 for Lip2Wav)")
     face_margin: float = Field(0.25, ge=0, description=(
         "face box growth per side, as a fraction of its size"))
-    mouth_preset: Literal["square", "cnn3d"] = Field("square", description=(
-        "`square` (uses `mouth_height_px` x `mouth_width_px`) or `cnn3d` (60x100)"))
+    mouth_preset: Literal["square", "cnn3d", "vcagan"] = Field("square", description=(
+        "`square` (uses `mouth_height_px` x `mouth_width_px`), `cnn3d` (60x100) or `vcagan` "
+        "(112x112 lower face: a 136-px mean-face window, as VCA-GAN's crop)"))
     mouth_height_px: int = Field(96, ge=8, description="mouth crop height (`square` preset)")
     mouth_width_px: int = Field(96, ge=8, description="mouth crop width (`square` preset)")
     require_audio: bool = Field(True, description=(
