@@ -20,7 +20,8 @@ from lipflow.tasks.settings.project import load_params
 
 @task(name="train-model", task_run_name="train-{model}")
 def train_task(model: str, params: dict[str, Any], progress: bool | None) -> Path:
-    """Fit one model on the split's train part, validating each epoch."""
+    """Fit one model on the split's train part, validating each epoch (a speech model's
+    val STOI is scored on waveforms made with ``features.mel``)."""
     from lipflow.models.loaders import split_loaders
     from lipflow.models.outputs import checkpoint_dir, plots_path
     from lipflow.models.registry import model_config
@@ -29,7 +30,8 @@ def train_task(model: str, params: dict[str, Any], progress: bool | None) -> Pat
     (train_loader, val_loader), fps = split_loaders(params, model, ("train", "val"))
     cfg = model_config(params["train"], model, fps=fps)
     result = train(model, train_loader, val_loader, cfg, checkpoint_dir(model),
-                   plots_path=plots_path(model), progress=progress)
+                   plots_path=plots_path(model), progress=progress,
+                   mel_params=params.get("features", {}).get("mel"))
     return Path(result.checkpoint)
 
 

@@ -5,6 +5,13 @@ clips are train, val and test; the registry picks which video stream a model rea
 (:attr:`lipflow.models.registry.ModelSpec.modality`) and the batch size comes from the
 model's size preset. Every part must have one frame rate: the models' time axes are
 built from it, so the rate is returned for :func:`lipflow.models.registry.model_config`.
+
+Each loader has its own ``torch.Generator``; the trainer reseeds the train loader's at
+the start of every epoch from ``(train.seed, epoch)``
+(:func:`lipflow.models.training.seed_epoch`), so epoch 3's order is the same whether the
+run started at epoch 1 or resumed at 3. Random draws inside dataset workers would not be
+covered (persistent workers keep their RNG across epochs); the dataset draws none, and
+augmentation belongs in a model's ``train_step``, on the device.
 """
 
 from __future__ import annotations
@@ -39,10 +46,18 @@ def split_loaders(
         if len(rates) != 1:
             raise ConfigError(f"split mixes frame rates {sorted(rates)}; train one rate at a time")
         fps = rates.pop()
-        generator = torch.Generator().manual_seed(seed)
-        loaders.append(torch.utils.data.DataLoader(
-            dataset, batch_size=int(size_preset(train_params, model).get("batch_size", 2)),
-            shuffle=(part == "train"), num_workers=workers, generator=generator,
-            multiprocessing_context=loader_start_method() if workers else None,
-            persistent_workers=bool(workers)))
+        loaders.append(part_loader(
+            dataset, part, int(size_preset(train_params, model).get("batch_size", 2)),
+            seed, workers))
     return loaders, float(fps)
+
+
+def part_loader(dataset: torch.utils.data.Dataset, part: str, batch_size: int, seed: int,
+                workers: int = 0) -> torch.utils.data.DataLoader:
+    """The DataLoader of one split part: shuffled for ``train`` (by its own generator, which
+    the trainer reseeds each epoch), in order for ``val`` and ``test``."""
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=(part == "train"), num_workers=workers,
+        generator=torch.Generator().manual_seed(seed),
+        multiprocessing_context=loader_start_method() if workers else None,
+        persistent_workers=bool(workers))

@@ -3,9 +3,13 @@
 Every model module (``lipflow.models.nets.lip2wav``, ``lipflow.models.nets.avsync``,
 ``lipflow.models.nets.gabor``) offers the same three functions: ``build(cfg) ->
 nn.Module``, ``loss(model, batch) -> scalar tensor`` and ``predict(model, batch)`` (a mel
-for the speech models, ``(scores, labels)`` for the sync model). Training, evaluation, the
-data loaders, the CLI and the Prefect deployments all read :data:`MODELS`, so adding a
-model is a nets module plus one entry here; nothing else keeps a list of model names.
+for the speech models, ``(scores, labels)`` for the sync model), and may offer the
+optional hooks ``optimisers`` / ``schedulers`` / ``train_step`` (a GAN's two-optimiser
+step, :mod:`lipflow.models.training_step`) and ``to_waveform`` (its own vocoder,
+:mod:`lipflow.models.speech`), which :class:`ModelSpec` fills with defaults. Training,
+evaluation, the data loaders, the CLI and the Prefect deployments all read
+:data:`MODELS`, so adding a model is a nets module plus one entry here; nothing else
+keeps a list of model names.
 
 Why entries name their nets module instead of importing it: the CLI checks a model name
 (and lists the names in its help) before any work, and importing the nets loads torch,
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from importlib import import_module
 from types import ModuleType
 from typing import Any
@@ -58,6 +63,50 @@ class ModelSpec:
         """``predict(model, batch)``: a mel (speech) or ``(scores, labels)`` (sync)."""
         return self.module.predict
 
+    # Optional hooks (see lipflow.models.training_step and lipflow.models.speech): a nets
+    # module that does not define one gets the default, so a one-loss model stays three
+    # functions. Imported on use, as the module itself.
+
+    @property
+    def optimisers(self) -> Callable[[Any, Mapping[str, Any]], dict[str, Any]]:
+        """``optimisers(model, cfg) -> {name: Optimizer}`` (default: one Adam, ``"model"``)."""
+        from lipflow.models.training_step import default_optimisers
+
+        return getattr(self.module, "optimisers", default_optimisers)
+
+    @property
+    def schedulers(self) -> Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]:
+        """``schedulers(optimisers, cfg) -> {name: LRScheduler}``, stepped once an epoch
+        (default: none)."""
+        return getattr(self.module, "schedulers", _no_schedulers)
+
+    @property
+    def train_step(self) -> Callable[..., dict[str, float]]:
+        """``train_step(model, batch, optimisers, ctx) -> {"loss": ..., ...}`` (default:
+        :func:`~lipflow.models.training_step.single_loss_step` on :attr:`loss`)."""
+        hook = getattr(self.module, "train_step", None)
+        if hook is not None:
+            return hook
+        from lipflow.models.training_step import single_loss_step
+
+        return partial(single_loss_step, loss_fn=self.loss)
+
+    @property
+    def to_waveform(self) -> Callable[[Any, Mapping[str, Any]], Any]:
+        """``to_waveform(spectrogram, mel_params) -> waveform`` of one :attr:`predict` row
+        (time-major numpy; speech models only; default: Griffin-Lim of a Lip2Wav mel,
+        :func:`lipflow.tasks.features.mel.inv_mel_spectrogram`)."""
+        hook = getattr(self.module, "to_waveform", None)
+        if hook is not None:
+            return hook
+        from lipflow.tasks.features.mel import inv_mel_spectrogram
+
+        return inv_mel_spectrogram
+
+
+def _no_schedulers(optimisers: Mapping[str, Any], cfg: Mapping[str, Any]) -> dict[str, Any]:
+    return {}
+
 
 MODELS: dict[str, ModelSpec] = {
     "lip2wav": ModelSpec("lip2wav", "lipflow.models.nets.lip2wav", "face", "speech"),
@@ -80,7 +129,24 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "fps": 25.0,
     "cpu_threads": 0,
     "folds": 10,
+    # Val clips whose STOI is computed each epoch (speech models): Griffin-Lim plus pystoi
+    # take about 1 s a 3-s clip on a CPU core, so the whole val part would add minutes an
+    # epoch (seen4: 199 clips) or hours (overlap: 8415). The first clips of the unshuffled
+    # val loader are the same every epoch, so epochs compare fairly; VCA-GAN's own "fast
+    # validate" scored 5 batches. 0: no val STOI (then best_by must be loss).
+    "val_stoi_clips": 8,
 }
+
+#: Defaults by model kind, over :data:`COMMON_DEFAULTS`: ``best_by`` picks which epoch
+#: ``best.pt`` keeps, by val STOI where a model makes speech (as VCA-GAN and Lip2Wav chose
+#: their best checkpoints), by val loss otherwise.
+KIND_DEFAULTS: dict[str, dict[str, Any]] = {
+    "speech": {"best_by": "stoi"},
+    "sync": {"best_by": "loss"},
+}
+
+#: What ``best_by`` may be.
+BEST_BY = ("stoi", "loss")
 
 
 def spec(model_name: str) -> ModelSpec:
@@ -88,6 +154,27 @@ def spec(model_name: str) -> ModelSpec:
     if model_name not in MODELS:
         raise ConfigError(f"unknown model {model_name!r}; choose one of {', '.join(MODELS)}")
     return MODELS[model_name]
+
+
+def defaults(model_name: str) -> dict[str, Any]:
+    """Every key a merged config of ``model_name`` has, with its default."""
+    return {**COMMON_DEFAULTS, **KIND_DEFAULTS[spec(model_name).kind]}
+
+
+def best_criterion(model_name: str, cfg: Mapping[str, Any]) -> str:
+    """``cfg['best_by']``, checked: ``stoi`` needs a speech model and val STOI clips."""
+    value = cfg.get("best_by", defaults(model_name)["best_by"])
+    if value not in BEST_BY:
+        raise ConfigError(f"train.{model_name}.best_by must be one of {BEST_BY}, not {value!r}")
+    clips = cfg.get("val_stoi_clips", COMMON_DEFAULTS["val_stoi_clips"])
+    if isinstance(clips, bool) or not isinstance(clips, int) or clips < 0:
+        raise ConfigError(f"train.{model_name}.val_stoi_clips must be an int >= 0, not {clips!r}")
+    if value == "stoi" and spec(model_name).kind != "speech":
+        raise ConfigError(f"{model_name} makes no speech, so it has no val STOI: "
+                          f"set train.{model_name}.best_by to loss")
+    if value == "stoi" and clips == 0:
+        raise ConfigError(f"train.{model_name}.best_by is stoi but val_stoi_clips is 0")
+    return value
 
 
 def size_preset(train_params: Mapping[str, Any], model_name: str) -> Mapping[str, Any]:
@@ -105,7 +192,7 @@ def model_config(
     section = dict(train_params.get(model_name) or {})
     if size not in section:
         raise ConfigError(f"params.yaml has no train.{model_name}.{size} preset")
-    cfg: dict[str, Any] = {**COMMON_DEFAULTS, "fps": float(fps)}  # the store's frame rate
+    cfg: dict[str, Any] = {**defaults(model_name), "fps": float(fps)}  # the store's rate
     cfg.update({k: v for k, v in train_params.items() if not isinstance(v, Mapping)})
     cfg.update(section[size])
     cfg.update({k: v for k, v in section.items() if not isinstance(v, Mapping)})

@@ -14,13 +14,15 @@ can guess. So a nets module may define, beside ``build`` / ``loss`` / ``predict`
   returns the numbers to log; it must include ``"loss"`` (the figure ``train_loss`` is
   averaged from).
 
-Every optimiser's and scheduler's state goes into ``last.pt`` by its name.
+Every optimiser's and scheduler's state goes into ``last.pt`` by its name. The loop
+averages every number ``train_step`` returns over the epoch's clips (``train_loss`` from
+``"loss"``, ``train_<key>`` from the others) into the training history.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -40,6 +42,8 @@ class StepContext:
     epoch: int
     step: int
     model_name: str = ""
+    #: the run's merged config (loss weights and the like a step reads)
+    cfg: Mapping[str, Any] = field(default_factory=dict)
 
     def autocast(self) -> torch.autocast:
         """The autocast context of this run (a no-op on CPU)."""

@@ -69,6 +69,8 @@ def test_wheel_holds_one_top_level_name_and_the_assets(wheel: Path) -> None:
     assert "lipflow/tasks/faces/assets/face_detection_short_range.tflite" in names
     assert "lipflow/tasks/corpora/lip2wav_lists/chem/test.txt" in names
     assert "lipflow/flows/logging.yml" in names
+    assert "lipflow/models/split_lists/vcagan_grid/test_4.txt" in names  # published splits
+    assert "lipflow/models/split_lists/vcagan_grid/SOURCES.md" in names  # and their licence
     assert not any(n.startswith("lipflow/__init__") for n in names)  # a namespace root
 
 

@@ -303,21 +303,44 @@ class ListsSplit(_Split):
     speakers: list[str] = Field([], description="speakers to keep (empty = all)")
 
 
-Split = Annotated[SeenSplit | UnseenSplit | ListsSplit, Field(discriminator="kind")]
+class ListsFileSplit(_Split):
+    """``kind: lists_file``: utterance lists in files (VCA-GAN's published GRID protocols).
+
+    A line names one utterance as ``[part/]speaker/.../utterance[.ext]``
+    (``s1/video/sbag8n.mp4``, ``val/s20/prwo5p``), matched to the clip manifest's
+    ``speaker`` and ``utterance_id``; a line with a part prefix counts only for that part.
+    """
+
+    kind: Literal["lists_file"] = Field(description="`lists_file`")
+    lists: str = Field(description=(
+        "folder of the list files: a name under `models/split_lists/` (shipped with "
+        "lipflow, so DVC tracks it) or a path"))
+    train_list: str | None = _optional("file in `lists` of the train part (absent: none)")
+    val_list: str | None = _optional("file in `lists` of the val part (absent: none)")
+    test_list: str | None = _optional(
+        "file in `lists` of the test part (absent: none); may be the val list")
+    speakers: list[str] = Field([], description=(
+        "speakers to keep (empty = every speaker the lists name)"))
 
 
-def _splits() -> dict[str, SeenSplit | UnseenSplit | ListsSplit]:
+Split = Annotated[SeenSplit | UnseenSplit | ListsSplit | ListsFileSplit,
+                  Field(discriminator="kind")]
+
+
+def _vcagan_lists(train: str, val: str, test: str) -> ListsFileSplit:
+    return ListsFileSplit(corpus="grid", kind="lists_file", lists="vcagan_grid",
+                          train_list=train, val_list=val, test_list=test)
+
+
+def _splits() -> dict[str, SeenSplit | UnseenSplit | ListsSplit | ListsFileSplit]:
     return {
         "sample": SeenSplit(corpus="grid", kind="seen", speakers=["s1", "s16", "s25", "s27"],
                             val_per_speaker=1, test_per_speaker=1),
-        "seen4": SeenSplit(corpus="grid", kind="seen", speakers=["s1", "s2", "s4", "s29"],
-                           val_per_speaker=50, test_per_speaker=50),
-        "unseen": UnseenSplit(
-            corpus="grid", kind="unseen",
-            train=["s1", "s3", "s5", "s6", "s7", "s8", "s10", "s12", "s14", "s16", "s17",
-                   "s22", "s24", "s26", "s28", "s32"],
-            val=["s9", "s20", "s23", "s27", "s29", "s30", "s34"],
-            test=["s2", "s4", "s11", "s13", "s15", "s18", "s19", "s25", "s31", "s33"]),
+        "seen4": _vcagan_lists("train_4.txt", "val_4.txt", "test_4.txt"),
+        "seen4_random": SeenSplit(corpus="grid", kind="seen", speakers=["s1", "s2", "s4", "s29"],
+                                  val_per_speaker=50, test_per_speaker=50),
+        "overlap": _vcagan_lists("overlap_train.txt", "overlap_val.txt", "overlap_val.txt"),
+        "unseen": _vcagan_lists("unseen_splits.txt", "unseen_splits.txt", "unseen_splits.txt"),
         "lip2wav_chem": ListsSplit(corpus="lip2wav", kind="lists", speakers=["chem"]),
     }
 
@@ -325,8 +348,13 @@ def _splits() -> dict[str, SeenSplit | UnseenSplit | ListsSplit]:
 #: What the project's named splits are for (docs only).
 SPLIT_NOTES = {
     "sample": "the bundled corpus: a smoke test of the whole DAG, not a benchmark",
-    "seen4": "GRID s1, s2, s4, s29; about 900 / 50 / 50 clips per speaker, seeded",
-    "unseen": "GRID's unseen-speaker split (16 train, 7 val, 10 test speakers)",
+    "seen4": ("GRID s1, s2, s4, s29 by the published lists of Lip2Wav and VCA-GAN: "
+              "3586 / 199 / 200 utterances"),
+    "seen4_random": "the same four speakers, about 900 / 50 / 50 clips per speaker, seeded",
+    "overlap": ("VCA-GAN's 33-speaker overlapped protocol, 24407 train / 8415 val utterances; "
+                "test is the val list, on which VCA-GAN reports its figures"),
+    "unseen": ("VCA-GAN's unseen-speaker protocol: 16 train, 7 val, 10 test speakers "
+               "(15888 / 7000 / 9982 utterances)"),
     "lip2wav_chem": "Lip2Wav `chem` by its published lists",
 }
 
@@ -375,6 +403,29 @@ class GaborSizes(Sizes):
     hidden: int | None = _optional("LSTM size")
 
 
+class VcaGanSizes(Sizes):
+    """VCA-GAN's sizes (a key left out: the paper's size, ``VcaGanConfig``)."""
+
+    window_frames: int | None = Field(None, ge=20, json_schema_extra=OPTIONAL, description=(
+        "training window in video frames (the paper: 40 = 1.6 s; at least 20, the "
+        "discriminators' last 5x5 conv)"))
+    image_hw: list[int] | None = _optional("grey mouth crops are resized to this (height, width)")
+    front_channels: int | None = _optional("3-D conv stem channels")
+    trunk_channels: list[int] | None = _optional("ResNet trunk channels of its 4 stages")
+    trunk_blocks: int | None = _optional("basic blocks per trunk stage")
+    gru_hidden: int | None = _optional("sentence GRU size (per direction)")
+    gru_layers: int | None = _optional("sentence GRU layers")
+    context_dim: int | None = _optional("visual context (`sent`) channels")
+    noise_channels: int | None = _optional("generator noise channels")
+    bottleneck_channels: list[int] | None = _optional("generator bottleneck blocks' channels (3)")
+    stage_channels: list[int] | None = _optional("generator g1, g2, g3 channels")
+    attention_dim: int | None = _optional("visual context attention size")
+    disc_channels: int | None = _optional("discriminators' first conv channels (doubled per block)")
+    disc_max_channels: int | None = _optional("discriminators' largest channel count")
+    postnet_channels: list[int] | None = _optional("postnet channels (first conv, residual blocks)")
+    sync_channels: list[int] | None = _optional("sync discriminator conv channels")
+
+
 class ModelTrain(Section):
     """Knobs of every model's ``train.<model>`` section (besides its presets)."""
 
@@ -384,6 +435,12 @@ class ModelTrain(Section):
     amp: Literal["auto", "bf16", "fp16", "none"] | None = _optional(
         "mixed precision on GPU: `auto` (bf16 where supported), `bf16`, `fp16`, `none`")
     device: str | None = _optional("torch device (`auto`: CUDA when present)")
+    best_by: Literal["stoi", "loss"] | None = _optional(
+        "which epoch `best.pt` keeps: highest val STOI (default of speech models, as VCA-GAN "
+        "and Lip2Wav chose) or lowest val loss (default of the sync model)")
+    val_stoi_clips: int | None = Field(None, ge=0, json_schema_extra=OPTIONAL, description=(
+        "val clips scored for STOI each epoch, the first of the val part (default 8: "
+        "Griffin-Lim and STOI cost ~1 s a clip on a CPU; 0 = none)"))
 
 
 class Lip2WavTrain(ModelTrain, Lip2WavSizes):
@@ -431,6 +488,29 @@ class GaborTrain(ModelTrain, GaborSizes):
         epochs=200, batch_size=32, hidden=256))
 
 
+class VcaGanTrain(ModelTrain, VcaGanSizes):
+    """``train.vcagan`` — VCA-GAN lip-to-speech (a GAN: two optimisers, its own step)."""
+
+    lr: float = Field(0.0001, gt=0, description="Adam learning rate of both optimisers")
+    milestones: list[int] = Field([500, 800], description=(
+        "epochs at which both learning rates drop by `gamma` (MultiStepLR)"))
+    gamma: float = Field(0.1, gt=0, description="learning-rate factor at each milestone")
+    rec_weight: float = Field(50.0, ge=0, description=(
+        "weight of the reconstruction loss in the generator loss"))
+    tiny: VcaGanSizes = Field(default_factory=lambda: VcaGanSizes(
+        epochs=2, batch_size=2, window_frames=20, image_hw=[32, 32], front_channels=8,
+        trunk_channels=[8, 16, 32, 32], trunk_blocks=1, gru_hidden=32, gru_layers=1,
+        context_dim=32, noise_channels=8, bottleneck_channels=[32, 32, 32],
+        stage_channels=[16, 8, 4], attention_dim=16, disc_channels=8, disc_max_channels=32,
+        postnet_channels=[16, 32], sync_channels=[8, 16]))
+    full: VcaGanSizes = Field(default_factory=lambda: VcaGanSizes(
+        epochs=500, batch_size=22, window_frames=40, image_hw=[112, 112], front_channels=64,
+        trunk_channels=[64, 128, 256, 512], trunk_blocks=2, gru_hidden=512, gru_layers=2,
+        context_dim=512, noise_channels=128, bottleneck_channels=[512, 256, 256],
+        stage_channels=[128, 64, 32], attention_dim=256, disc_channels=32,
+        disc_max_channels=512, postnet_channels=[128, 256], sync_channels=[128, 256]))
+
+
 class Train(Section):
     """``train`` — seed models (``models/``).
 
@@ -450,6 +530,7 @@ class Train(Section):
     lip2wav: Lip2WavTrain = Field(default_factory=Lip2WavTrain)
     avsync: AVSyncTrain = Field(default_factory=AVSyncTrain)
     gabor: GaborTrain = Field(default_factory=GaborTrain)
+    vcagan: VcaGanTrain = Field(default_factory=VcaGanTrain)
 
 
 # --------------------------------------------------------------------------- runtime
