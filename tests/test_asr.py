@@ -45,16 +45,25 @@ def test_grammar_word_lists_cover_the_sample_alignments() -> None:
 
 
 def test_ground_truth_sample_audio_is_transcribed(sample_wavs) -> None:
-    got = dict(asr.transcribe_files(sample_wavs.values()))
-    hyps = {p.stem: words for p, words in got.items()}
-    assert hyps["bbaf2n"] == _truth("bbaf2n") == "bin blue at f two now"
-    assert hyps["bbal6n"] == _truth("bbal6n")
-    # bbbf8p ("bin blue by f eight please"): the grammar keeps the sentence's shape, and the
-    # recogniser's known weakness, letters and digits, costs 2 words (measured, 0.1 WER on s1)
-    hyp, ref = hyps["bbbf8p"].split(), _truth("bbbf8p").split()
-    assert len(hyp) == 6 and [hyp[i] for i in (0, 1, 2, 5)] == [ref[i] for i in (0, 1, 2, 5)]
-    wer = asr.word_error_rate([_truth(u) for u in UTTERANCES], [hyps[u] for u in UTTERANCES])
-    assert wer <= 2 / 18 + 1e-9
+    """Every aligned sample clip reads as its alignment's words (bbbf8p has a letter f)."""
+    got = {p.stem: words for p, words in asr.transcribe_files(sample_wavs.values())}
+    assert set(got) == set(UTTERANCES) == {"bbaf2n", "bbal6n", "bbbf8p"}
+    assert got == {utt: _truth(utt) for utt in UTTERANCES}
+
+
+def test_lexicon_reads_letter_names(tmp_path: Path) -> None:
+    """CMU's pronunciations except the letter names; the article's schwa is not a letter."""
+    lexicon = asr.grid_lexicon()
+    assert list(lexicon) == [w for slot in asr.GRID_SLOTS.values() for w in slot]
+    assert lexicon["a"] == ("EY",) and lexicon["z"][0] == "Z EH D"
+    assert lexicon["f"] == ("EH F",) and lexicon["eight"] == ("EY T",)
+    assert lexicon["white"] == ("W AY T", "HH W AY T")  # CMU's alternates kept, in order
+    small = tmp_path / "small.dict"
+    small.write_text("bin B IH N\nblue B L UW\n")
+    with pytest.raises(asr.AsrError, match="no pronunciation for again, at, b, by"):
+        asr.grid_lexicon(small)
+    with pytest.raises(asr.AsrError, match="no pronunciation dictionary"):
+        asr.grid_lexicon(tmp_path / "missing.dict")
 
 
 def test_word_error_rate_known_values() -> None:
@@ -76,9 +85,11 @@ def test_cli_prints_path_tab_words(sample_wavs, tmp_path: Path) -> None:
     from scipy.io import wavfile
 
     lipflow = Path(sys.executable).with_name("lipflow")
+    paths = [sample_wavs[utt] for utt in UTTERANCES]
+    out = subprocess.run([lipflow, "asr", *map(str, paths)], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout == "".join(f"{p}\t{_truth(p.stem)}\n" for p in paths)
     path = sample_wavs["bbaf2n"]
-    out = subprocess.run([lipflow, "asr", str(path)], capture_output=True, text=True, check=True)
-    assert out.stdout == f"{path}\tbin blue at f two now\n"
     general = subprocess.run([lipflow, "asr", "--grammar", "none", str(path)],
                              capture_output=True, text=True, check=True)
     assert general.stdout.startswith(f"{path}\t")
