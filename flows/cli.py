@@ -475,6 +475,31 @@ def synthesize(
         typer.echo(f"wrote {mux}")
 
 
+@app.command("models", cls=_ModelCommand)
+@reports_errors
+def models(
+    model: Annotated[str | None, typer.Argument(
+        metavar="NAME", help="A model of lipflow.models.registry (default: every one).")] = None,
+    size: Annotated[str | None, typer.Option(
+        help="tiny | full (default: params train.size).")] = None,
+) -> None:
+    """Print each model's top-level modules with their parameter counts (built, not run)."""
+    from typing import get_args
+
+    from lipflow.tasks.common.errors import ConfigError
+    from lipflow.tasks.settings.schema import Size
+
+    if model is not None:
+        _check_model(model)
+    if size is not None and size not in get_args(Size):
+        raise ConfigError(f"--size must be one of {', '.join(get_args(Size))}, not {size!r}")
+    params = load_params()
+    from lipflow.models.model_sizes import size_table  # imports torch: inputs first
+    from lipflow.models.registry import MODELS
+
+    typer.echo(size_table(params["train"], [model] if model else list(MODELS), size))
+
+
 @app.command("asr")
 @reports_errors
 def asr(

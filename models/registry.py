@@ -112,6 +112,7 @@ MODELS: dict[str, ModelSpec] = {
     "lip2wav": ModelSpec("lip2wav", "lipflow.models.nets.lip2wav", "face", "speech"),
     "avsync": ModelSpec("avsync", "lipflow.models.nets.avsync", "mouth", "sync"),
     "gabor": ModelSpec("gabor", "lipflow.models.nets.gabor", "mouth", "speech"),
+    "vcagan": ModelSpec("vcagan", "lipflow.models.nets.vcagan", "mouth", "speech"),
 }
 
 #: What a deployment trains or evaluates when no model is named.

@@ -492,6 +492,9 @@ class VcaGanTrain(ModelTrain, VcaGanSizes):
     """``train.vcagan`` — VCA-GAN lip-to-speech (a GAN: two optimisers, its own step)."""
 
     lr: float = Field(0.0001, gt=0, description="Adam learning rate of both optimisers")
+    weight_decay: float = Field(0.00001, ge=0, description="Adam weight decay of both")
+    grad_clip: float = Field(0.0, ge=0, description=(
+        "gradient norm clip of each optimiser's parameters (0 = none, as the paper)"))
     milestones: list[int] = Field([500, 800], description=(
         "epochs at which both learning rates drop by `gamma` (MultiStepLR)"))
     gamma: float = Field(0.1, gt=0, description="learning-rate factor at each milestone")
