@@ -21,7 +21,9 @@ def _clip(path: Path) -> dict[str, np.ndarray]:
 
 
 def test_whole_clips_give_240_mel_and_edge_padded_mfec(tmp_path: Path) -> None:
-    store, paths = build_store(tmp_path, 3, valid_frames=60, rejected=1)
+    # lossless, so frames compare exactly (the default jpeg is test_stores' and below)
+    store, paths = build_store(tmp_path, 3, valid_frames=60, rejected=1,
+                               store_kwargs={"codec": "lz4"})
     data = ClipWindowDataset([store], modality="face")
     assert len(data) == 3
     for i, path in enumerate(paths):
@@ -48,7 +50,9 @@ def test_windows_align_streams_with_the_floor_rule(
 ) -> None:
     frames = 3 * fps
     valid = frames if window == frames else frames - 7
-    store, paths = build_store(tmp_path, 2, fps=fps, valid_frames=valid)
+    # lossless, so each window's frames identify exactly where it was cut from
+    store, paths = build_store(tmp_path, 2, fps=fps, valid_frames=valid,
+                               store_kwargs={"codec": "lz4"})
     stride = 4
     data = ClipWindowDataset([store], modality="mouth", window_frames=window, stride_frames=stride)
     starts = list(range(0, valid - window + 1, stride))
@@ -139,17 +143,17 @@ def test_bad_arguments_and_mismatched_manifest(tmp_path: Path) -> None:
 
 def test_direct_reader_gives_what_zarr_gives(tmp_path: Path) -> None:
     store, _ = build_store(tmp_path, 3, clips_per_shard=2, valid_frames=66, zero_padding=True,
-                           store_kwargs={"frames_per_chunk": 10})
-    for window in (None, 25):
-        direct = ClipWindowDataset([store], modality="mouth", window_frames=window,
+                           store_kwargs={"frames_per_chunk": 10})  # jpeg, the default
+    for window, modality in ((None, "face"), (25, "face"), (None, "mouth"), (25, "mouth")):
+        direct = ClipWindowDataset([store], modality=modality, window_frames=window,
                                    stride_frames=7)
-        plain = ClipWindowDataset([store], modality="mouth", window_frames=window,
+        plain = ClipWindowDataset([store], modality=modality, window_frames=window,
                                   stride_frames=7, reader="zarr")
         assert len(direct) == len(plain) == (3 if window is None else 3 * 6)
         for i in range(len(direct)):
             a, b = direct[i], plain[i]
             assert a.keys() == b.keys()
             for key in a:
-                assert torch.equal(a[key], b[key]), (window, i, key)
+                assert torch.equal(a[key], b[key]), (window, modality, i, key)
     with pytest.raises(DatasetError, match="reader must be"):
         ClipWindowDataset([store], modality="face", reader="fast")  # type: ignore[arg-type]

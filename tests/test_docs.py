@@ -7,9 +7,15 @@ from pathlib import Path
 
 import yaml
 
+from lipflow.tasks.contracts import jpeg_codec
 from lipflow.tasks.contracts.clip_manifest import CLIP_COLUMNS
 from lipflow.tasks.contracts.raw_manifest import RAW_COLUMNS
-from lipflow.tasks.contracts.store_layout import ARRAY_DTYPES
+from lipflow.tasks.contracts.store_layout import (
+    ARRAY_DTYPES,
+    CODECS,
+    DEFAULT_JPEG_QUALITY,
+    encoding_record,
+)
 
 #: Named collections: their entries are documented once, as ``<name>``.
 COLLECTIONS = ("lip2wav.presets", "splits")
@@ -44,3 +50,14 @@ def test_manifest_columns_and_store_arrays_are_documented(project_root: Path) ->
     doc = (project_root / "docs/contracts.md").read_text()
     for column in (*RAW_COLUMNS, *CLIP_COLUMNS, *ARRAY_DTYPES):
         assert f"`{column}`" in doc, column
+
+
+def test_store_codecs_and_encoding_attribute_are_documented(project_root: Path) -> None:
+    """Section 4 names every ``features.store.codec`` and each key of the group's
+    ``encoding`` attribute, with the JPEG defaults the writer really uses."""
+    section = (project_root / "docs/contracts.md").read_text().split("## 4.")[1].split("## 5.")[0]
+    record = encoding_record("jpeg", 3, 5, 64, DEFAULT_JPEG_QUALITY)
+    for name in (*CODECS, *record, jpeg_codec.NAME):
+        assert f"`{name}`" in section, name
+    for key, quality in DEFAULT_JPEG_QUALITY.items():
+        assert f"`jpeg_{key}_quality` = {quality}" in section, key

@@ -8,24 +8,35 @@ chunks of ``frames_per_chunk`` frames (``features.store.frames_per_chunk``, defa
 because a training window (Lip2Wav: 25 of 75 frames) would otherwise decode three times
 the frames it uses, and decoding is most of a window's cost. Chunks are grouped into
 shards of ``clips_per_shard`` clips so that a store is a handful of large files (what DVC
-and file systems handle well) rather than one file per clip. Chunks are compressed with
-``codec`` (``features.store.codec``):
+and file systems handle well) rather than one file per clip. Chunks are encoded with
+``codec`` (``features.store.codec``; the choice was measured on GRID s1 by
+``benchmarks/store_encoding.py``, table in the README's storage section):
 
-- ``lz4`` (the default): Blosc lz4 with byte shuffle. Decodes a 2 MB ``face`` clip in
-  ~0.2 ms, ~10x faster than zstd, which is what lets a loader beat a folder of JPEGs by
-  an order of magnitude (``benchmarks/loader.py``); it compresses video frames less
-  (~1.05x against zstd's ~1.25x on GRID faces: camera noise leaves little to find).
-- ``zstd``: smaller stores (~15% on faces), ~2.3 ms to decode a ``face`` clip.
+- ``jpeg`` (the default, lossy video): each ``face`` / ``mouth`` chunk is one JPEG of its
+  frames stacked vertically (:mod:`lipflow.tasks.contracts.jpeg_codec`, zarr codec
+  ``imagecodecs_jpeg``), at ``jpeg_face_quality`` (4:4:4 chroma) and
+  ``jpeg_mouth_quality`` (grey); every other array stays lossless, Blosc zstd with byte
+  shuffle at ``compressor_level``. 0.68 GB per hour of video on GRID s1, face 40.5 dB and
+  mouth 46.4 dB PSNR (JPEG at Lip2Wav's settings: 37.9 dB on the same faces); the loader
+  reads it ~1.5x as fast as Lip2Wav's JPEG folders (the JPEG decode is most of both).
+- ``lz4`` (lossless): Blosc lz4 with byte shuffle on every array. Decodes a 2 MB
+  ``face`` clip in ~0.2 ms, which is what lets a loader beat a folder of JPEGs by an
+  order of magnitude (``benchmarks/loader.py``); 3.35 GB per hour of video (camera noise
+  leaves lossless codecs little to find).
+- ``zstd`` (lossless): ~15% smaller than ``lz4`` on faces, ~10x slower to decode.
 - ``none``: raw bytes; the largest store, and a window can be read without the rest of
   its clip (:class:`lipflow.tasks.contracts.store_reader.ClipReader` reads just the
   window's frames).
 
+The group attribute ``encoding`` records what was used (:func:`encoding_record`), so a
+reader can tell a lossy store from a lossless one without parsing array metadata.
+
 Why the default shard is 64 clips: a GRID clip is 3 s at 25 fps, so ``face`` is
 75 x 96 x 96 x 3 = 2.07 MB and ``mouth`` (96 x 96) 0.69 MB uncompressed; all arrays
 together are ~3.0 MB per clip. 64 clips make a ``face`` shard of ~133 MB uncompressed
-(~126 MB after lz4, ~106 MB after zstd, on real frames), inside the 100 MB-1 GB aim,
-while assembling a shard needs at most ~133 MB of memory (one array at a time). A
-1000-clip GRID speaker becomes 16 shards per array.
+(~126 MB after lz4, ~106 MB after zstd, ~20 MB as JPEG, on real frames), while
+assembling a shard needs at most ~133 MB of memory (one array at a time). A 1000-clip
+GRID speaker becomes 16 shards per array.
 
 Writing is :mod:`lipflow.tasks.contracts.store_writer`, reading
 :mod:`lipflow.tasks.contracts.store_reader`.
@@ -38,12 +49,21 @@ from pathlib import Path
 import numpy as np
 
 from lipflow.tasks.common.errors import LipflowError
+from lipflow.tasks.contracts import jpeg_codec  # noqa: F401 - registers imagecodecs_jpeg
 
 DEFAULT_CLIPS_PER_SHARD = 64
-DEFAULT_CODEC = "lz4"
+DEFAULT_CODEC = "jpeg"
 DEFAULT_FRAMES_PER_CHUNK = 5
-#: ``features.store.codec`` values and the level range each accepts.
-CODECS: dict[str, tuple[int, int]] = {"lz4": (1, 9), "zstd": (1, 22), "none": (0, 22)}
+DEFAULT_COMPRESSOR_LEVEL = 3
+#: JPEG quality of the video arrays under ``codec: jpeg`` (``features.store.jpeg_*_quality``).
+DEFAULT_JPEG_QUALITY: dict[str, int] = {"face": 92, "mouth": 85}
+#: ``features.store.codec`` values and the ``compressor_level`` range each accepts (for
+#: ``jpeg``, the level of the Blosc zstd that compresses the arrays other than video).
+CODECS: dict[str, tuple[int, int]] = {"jpeg": (1, 9), "lz4": (1, 9), "zstd": (1, 22),
+                                      "none": (0, 22)}
+#: Codecs that keep every array bit-exact.
+LOSSLESS_CODECS = ("lz4", "zstd", "none")
+VIDEO_ARRAYS = ("face", "mouth")
 
 #: The arrays of a store, in write order, with their on-disk dtype.
 ARRAY_DTYPES: dict[str, np.dtype] = {
@@ -59,6 +79,21 @@ ARRAY_DTYPES: dict[str, np.dtype] = {
 
 class StoreError(LipflowError):
     """A per-clip file cannot go into a store, or a store is missing or malformed."""
+
+
+def encoding_record(codec: str, compressor_level: int, frames_per_chunk: int,
+                    clips_per_shard: int, jpeg_quality: dict[str, int]) -> dict[str, object]:
+    """The group attribute ``encoding``: how the arrays were encoded, in plain JSON."""
+    record: dict[str, object] = {
+        "codec": codec,
+        "lossless": codec in LOSSLESS_CODECS,
+        "compressor_level": compressor_level,
+        "frames_per_chunk": frames_per_chunk,
+        "clips_per_shard": clips_per_shard,
+    }
+    if codec == "jpeg":
+        record["jpeg_quality"] = {key: int(jpeg_quality[key]) for key in VIDEO_ARRAYS}
+    return record
 
 
 def manifest_path_for(store: Path) -> Path:

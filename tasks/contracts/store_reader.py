@@ -11,7 +11,7 @@ index (the sharding spec's ``(offset, nbytes)`` table at the shard's end, crc32c
 and per read does one ``pread`` (a clip's chunks lie back to back) and one numcodecs decode
 per chunk. It accepts only the layout :mod:`lipflow.tasks.contracts.store_writer` writes
 (or any zarr v3 array of the same shape: sharded along axis 0, chunk one clip or a run of
-frames, bytes + at most one of zstd / blosc) and raises
+frames, bytes + at most one of zstd / blosc, or ``imagecodecs_jpeg`` alone) and raises
 :class:`~lipflow.tasks.contracts.store_layout.StoreError` otherwise, so a caller can fall
 back to plain zarr.
 """
@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import google_crc32c
+import imagecodecs
 import numcodecs
 import numpy as np
 import zarr
 from numcodecs import blosc
 
+from lipflow.tasks.contracts import jpeg_codec
 from lipflow.tasks.contracts.store_layout import ARRAY_DTYPES, StoreError
 
 
@@ -57,6 +59,7 @@ def store_summary(path: Path) -> dict[str, Any]:
             "dtype": str(array.dtype),
             "chunks": tuple(array.chunks),
             "shards": tuple(array.shards) if array.shards else None,
+            "serializer": type(array.serializer).__name__,
             "compressors": [type(c).__name__ for c in array.compressors],
         }
     return {
@@ -101,6 +104,7 @@ class ClipReader:
             raise StoreError(f"{self.path} is not a sharded zarr v3 array: {err}") from err
         ndim = len(self.shape)
         endian = inner[0].get("configuration", {}).get("endian", "little") if inner else None
+        jpeg = bool(inner) and inner[0].get("name") == jpeg_codec.NAME
         ok = (
             meta.get("zarr_format") == 3
             and sharding.get("name") == "sharding_indexed"
@@ -116,10 +120,15 @@ class ClipReader:
             and location == "end"
             and encoding.get("name") == "default"
             and inner
-            and inner[0].get("name") == "bytes"
-            and (endian == "little" or self.dtype.itemsize == 1)
-            and len(inner) <= 2
-            and all(c.get("name") in ("zstd", "blosc") for c in inner[1:])
+            and (
+                (jpeg and len(inner) == 1 and self.dtype == np.uint8 and ndim in (4, 5))
+                or (
+                    inner[0].get("name") == "bytes"
+                    and (endian == "little" or self.dtype.itemsize == 1)
+                    and len(inner) <= 2
+                    and all(c.get("name") in ("zstd", "blosc") for c in inner[1:])
+                )
+            )
         )
         if not ok:
             raise StoreError(
@@ -132,7 +141,11 @@ class ClipReader:
         self.chunks_per_clip = int(shard_shape[1]) // self.frames_per_chunk
         self.frame_shape = self.shape[2:]
         self.frame_bytes = int(np.prod(self.frame_shape, dtype=np.int64)) * self.dtype.itemsize
-        self.compressor = inner[1]["name"] if len(inner) == 2 else None
+        if jpeg:
+            self.compressor: str | None = "jpeg"
+        else:
+            self.compressor = inner[1]["name"] if len(inner) == 2 else None
+        self._colour = jpeg_codec.is_colour(chunk_shape)
         self.fill_value = meta.get("fill_value", 0)
         # the default key encoding: "c/<shard>/0/0..." (or "c.<shard>.0.0..." in one file)
         self._key = separator.join(["c", "{}", *["0"] * (ndim - 1)])
@@ -232,7 +245,9 @@ class ClipReader:
             if self._scratch is None:
                 self._scratch = np.empty((self.frames_per_chunk, *self.frame_shape), self.dtype)
             target = self._scratch
-        if self.compressor == "blosc":
+        if self.compressor == "jpeg":
+            imagecodecs.jpeg8_decode(data, out=jpeg_codec.as_image(target, self._colour))
+        elif self.compressor == "blosc":
             blosc.decompress(data, target)
         else:
             self._zstd.decode(data, target)

@@ -10,7 +10,8 @@ region in a single assignment aligned to shard boundaries.
 
 The store is written to a temp folder beside ``out`` and renamed over it, so an
 interrupted run leaves the previous store untouched; the same inputs and attrs give
-byte-identical files (zstd and Blosc are deterministic and nothing time-dependent is stored).
+byte-identical files (JPEG, zstd and Blosc are deterministic and nothing time-dependent
+is stored).
 """
 
 from __future__ import annotations
@@ -28,20 +29,25 @@ from zarr.codecs import BloscCodec, ZstdCodec
 from lipflow.tasks.common.atomic import atomic_path
 from lipflow.tasks.common.progress import show_progress
 from lipflow.tasks.contracts.clip_record import CLIP_READ_ERRORS, ClipFile
+from lipflow.tasks.contracts.jpeg_codec import JpegFrames
 from lipflow.tasks.contracts.store_layout import (
     ARRAY_DTYPES,
     CODECS,
     DEFAULT_CLIPS_PER_SHARD,
     DEFAULT_CODEC,
+    DEFAULT_COMPRESSOR_LEVEL,
     DEFAULT_FRAMES_PER_CHUNK,
+    DEFAULT_JPEG_QUALITY,
+    VIDEO_ARRAYS,
     StoreError,
+    encoding_record,
 )
 
 #: Arrays whose input dtype must match exactly: casting would silently corrupt them
 #: (float audio scaled to [-1, 1] cast to int16 is all zeros; float frames wrap).
 _EXACT_DTYPES = ("face", "mouth", "wav")
 _SCALARS = ("valid_frames", "valid_samples")
-_VIDEO = ("face", "mouth")
+_VIDEO = VIDEO_ARRAYS
 
 
 @runtime_checkable
@@ -164,9 +170,10 @@ def write_store(
     *,
     attrs: Mapping[str, Any],
     clips_per_shard: int = DEFAULT_CLIPS_PER_SHARD,
-    compressor_level: int = 3,
+    compressor_level: int = DEFAULT_COMPRESSOR_LEVEL,
     codec: str = DEFAULT_CODEC,
     frames_per_chunk: int = DEFAULT_FRAMES_PER_CHUNK,
+    jpeg_quality: Mapping[str, int] | None = None,
     progress: bool | None = None,
 ) -> Path:
     """Pack per-clip files (contract section 2) into a sharded Zarr store at ``out``.
@@ -178,8 +185,12 @@ def write_store(
     first clip; a clip that differs, lacks a key, or is not a readable clip file raises
     :class:`StoreError` naming the file, and ``out`` is left as it was. An empty list
     gives a valid store with zero-length arrays (shapes from ``attrs['params']``).
-    ``codec`` is ``lz4`` (Blosc, fast to read), ``zstd`` (smaller) or ``none``, with
-    ``compressor_level`` its level (ignored for ``none``). ``frames_per_chunk`` splits a
+    ``codec`` is ``jpeg`` (lossy face / mouth at ``jpeg_quality``'s ``face`` and
+    ``mouth`` qualities, 1-100, default :data:`DEFAULT_JPEG_QUALITY`; the other arrays
+    lossless, Blosc zstd), ``lz4`` (lossless Blosc, fastest to read), ``zstd`` (lossless,
+    smaller) or ``none``, with ``compressor_level`` the level of the lossless compressor
+    (ignored for ``none``); the group attribute ``encoding`` records all of it.
+    ``frames_per_chunk`` splits a
     clip of ``face`` / ``mouth`` into chunks of that many frames inside its shard, so a
     window decodes only the chunks it overlaps (0: one chunk per clip). ``progress=None``
     shows a bar only when stderr is a terminal.
@@ -197,7 +208,18 @@ def write_store(
         )
     if frames_per_chunk < 0:
         raise StoreError(f"frames_per_chunk must be >= 0 (0 = whole clip), got {frames_per_chunk}")
-    group_attrs = _json_attrs(attrs)
+    quality = {**DEFAULT_JPEG_QUALITY, **(jpeg_quality or {})}
+    unknown = sorted(set(quality) - set(_VIDEO))
+    if unknown:
+        raise StoreError(f"jpeg_quality has keys {unknown}; only {list(_VIDEO)} are video")
+    for key, value in quality.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
+            raise StoreError(f"jpeg_quality of {key} must be an integer 1..100, got {value!r}")
+    group_attrs = _json_attrs({
+        **attrs,
+        "encoding": encoding_record(codec, compressor_level, frames_per_chunk,
+                                    clips_per_shard, quality),
+    })
     n = len(paths)
     shapes = _shapes_from_first_clip(paths[0]) if paths else _shapes_from_params(group_attrs)
 
@@ -210,7 +232,7 @@ def write_store(
                 chunks=_chunk_shape(key, shape, frames_per_chunk),
                 shards=_shard_shape(key, shape, clips_per_shard, frames_per_chunk),
                 dtype=ARRAY_DTYPES[key],
-                compressors=_compressors(codec, compressor_level),
+                **_codecs(key, codec, compressor_level, quality),
                 fill_value=0,
             )
             for key, shape in shapes.items()
@@ -240,6 +262,19 @@ def _shard_shape(key: str, shape: tuple[int, ...], clips: int,
     chunk = _chunk_shape(key, shape, frames_per_chunk)
     frames = -(-max(1, shape[0]) // chunk[1]) * chunk[1] if shape else None
     return (clips, *(() if frames is None else (frames,)), *chunk[2:])
+
+
+def _codecs(key: str, codec: str, level: int, quality: Mapping[str, int]) -> dict[str, Any]:
+    """``serializer`` / ``compressors`` of one array under ``codec``."""
+    if codec == "jpeg" and key in _VIDEO:
+        # faces keep full-resolution chroma: 4:2:0 costs ~5 dB on 96 px GRID faces
+        serializer = JpegFrames(level=quality[key], optimize=True,
+                                subsampling="444" if key == "face" else None)
+        return {"serializer": serializer, "compressors": None}
+    if codec == "jpeg":
+        # lossless audio and features; zstd with shuffle is ~7% smaller than lz4 here
+        return {"compressors": BloscCodec(cname="zstd", clevel=level, shuffle="shuffle")}
+    return {"compressors": _compressors(codec, level)}
 
 
 def _compressors(codec: str, level: int) -> Any:

@@ -118,7 +118,9 @@ def pack_store(job: SpeakerJob, rows: Sequence[Mapping[str, Any]], attrs: Mappin
     store = typed_section(Store, job.settings.features.get("store"), "features.store")
     write_store(kept, job.store, attrs=attrs, clips_per_shard=store.clips_per_shard,
                 compressor_level=store.compressor_level, codec=store.codec,
-                frames_per_chunk=store.frames_per_chunk, progress=progress)
+                frames_per_chunk=store.frames_per_chunk,
+                jpeg_quality={"face": store.jpeg_face_quality, "mouth": store.jpeg_mouth_quality},
+                progress=progress)
     write_clip_manifest([{k: v for k, v in r.items() if k != "clip_path"} for r in ordered],
                         clip_manifest_path(job.store))
     return job.store

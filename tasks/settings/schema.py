@@ -251,12 +251,19 @@ class Store(Section):
     """``features.store`` — the Zarr store's layout and compression."""
 
     clips_per_shard: int = Field(64, ge=1, description=(
-        "clips per shard (64 GRID clips make a ~130 MB face shard)"))
-    codec: Literal["lz4", "zstd", "none"] = Field("lz4", description=(
-        "`lz4` (Blosc lz4 + shuffle: ~0.2 ms to decode a 75-frame 96 px face clip, what lets "
-        "the loader beat JPEG folders >= 10x), `zstd` (~15% smaller stores, ~10x slower to "
-        "decode) or `none`"))
-    compressor_level: int = Field(3, ge=1, le=22, description="lz4 1-9, zstd 1-22")
+        "clips per shard (64 GRID clips make a ~20 MB face shard with `jpeg`, ~130 MB lossless)"))
+    codec: Literal["jpeg", "lz4", "zstd", "none"] = Field("jpeg", description=(
+        "`jpeg` (lossy face and mouth, one JPEG per chunk, the other arrays lossless Blosc "
+        "zstd: 0.68 GB per hour of GRID video, 40.5 dB PSNR face), or lossless: `lz4` (Blosc "
+        "lz4 + shuffle, 3.35 GB/h, the fastest to read: >= 10x the JPEG-folder loader), "
+        "`zstd` (~15% smaller than lz4, ~10x slower to decode) or `none` "
+        "(README storage table)"))
+    compressor_level: int = Field(3, ge=1, le=22, description=(
+        "level of the lossless compressor: lz4 and jpeg (its Blosc zstd) 1-9, zstd 1-22"))
+    jpeg_face_quality: int = Field(92, ge=1, le=100, description=(
+        "JPEG quality of `face` chunks under `codec: jpeg` (4:4:4 chroma)"))
+    jpeg_mouth_quality: int = Field(85, ge=1, le=100, description=(
+        "JPEG quality of the grey `mouth` chunks under `codec: jpeg`"))
     frames_per_chunk: int = Field(5, ge=0, description=(
         "face and mouth clips are cut into chunks of this many frames inside a shard, so a "
         "training window decodes only the frames it overlaps (5: a 25-frame window decodes "
