@@ -134,6 +134,9 @@ def _corpus_wer(records: list[dict[str, Any]], wer_key: str) -> dict[str, Any]:
 SIGNAL_KEYS = [f"{p}.{m}" for p in ("lip2wav_protocol", "vcagan_protocol")
                for m in ("stoi", "estoi", "pesq")]
 MEL_KEYS = ["mcd_db", "mel_l1", "spectrogram_correlation"]
+#: Why a model's mel scores are left out: it predicts another representation (VCA-GAN: a
+#: linear spectrogram), which MCD and mel L1 against the stored mel cannot compare.
+NOT_A_MEL = "predicts_no_lipflow_mel"
 #: Row kinds: the model, the stored audio itself, Griffin-Lim of the ground-truth mel.
 ROW_KINDS = ("model", "ground_truth", "griffin_lim")
 
@@ -175,9 +178,12 @@ def _speech_scores(
     names: dict[str, str] = {}
     pending: list[tuple[ClipInfo, dict[str, np.ndarray]]] = []
     records: dict[str, list[dict[str, Any]]] = {kind: [] for kind in ROW_KINDS}
+    to_waveform = inverse_mel or spec_.to_waveform
     for batch in loader:
         pred = spec_.predict(model, to_device(batch, device)).float().cpu().numpy()
-        true = batch["mel"].float().numpy()
+        lipflow_mel = spec_.target is None  # else the model's own representation
+        true = (batch["mel"] if lipflow_mel else spec_.target(to_device(batch, device)))
+        true = true.float().cpu().numpy()
         wavs = batch["wav"].numpy()
         t = batch["video"].shape[1]
         for i in range(len(pred)):
@@ -193,16 +199,17 @@ def _speech_scores(
             n = min(wavs.shape[1], int(round(valid * sample_rate_hz / fps)))
             ref = wavs[i, :n].astype(np.float64) / 32768.0
             signals = {
-                "model": np.asarray(inverse_mel(mel_p, mel_params), dtype=np.float64)[:n],
+                "model": np.asarray(to_waveform(mel_p, mel_params), dtype=np.float64)[:n],
                 "ground_truth": ref,
-                "griffin_lim": np.asarray(inverse_mel(mel_t, mel_params), dtype=np.float64)[:n],
+                "griffin_lim": np.asarray(to_waveform(mel_t, mel_params), dtype=np.float64)[:n],
             }
             for kind, deg in signals.items():
                 row = {"kind": kind, "clip_id": info.clip_id, "speaker": info.speaker,
                        "transcript": info.transcript, "hypothesis": "",
                        **_signal_scores(ref, deg, sample_rate_hz)}
                 if kind == "model":
-                    row.update(_mel_scores(mel_t, mel_p, ln))
+                    row.update(_mel_scores(mel_t, mel_p, ln) if lipflow_mel else
+                               dict.fromkeys(MEL_KEYS, metrics.Excluded(NOT_A_MEL)))
                 records[kind].append(row)
             pcm = metrics.peak_normalise_int16(signals["model"])
             _write_pcm(wav_dir / name, pcm, sample_rate_hz)  # the signal the Lip2Wav row scored
@@ -291,20 +298,23 @@ def evaluate(
 ) -> dict[str, Any]:
     """Score a trained model on the test clips; write and return the summary.
 
-    Speech models (lip2wav, gabor): each predicted mel becomes a waveform through
-    ``inverse_mel`` (default ``lipflow.tasks.features.mel.inv_mel_spectrogram``, Griffin-Lim,
-    with ``mel_params`` = ``features.mel`` of params.yaml) and is scored against the clip's
+    Speech models (lip2wav, gabor, vcagan): each predicted spectrogram becomes a waveform
+    through ``inverse_mel`` (default: the model's vocoder, :attr:`ModelSpec.to_waveform`:
+    Griffin-Lim of the Lip2Wav mel with ``mel_params`` = ``features.mel`` of params.yaml,
+    or of VCA-GAN's linear spectrogram) and is scored against the clip's
     stored audio under both papers' protocols (:func:`lipflow.models.metrics.lip2wav_protocol`:
     peak-normalised int16, PESQ nb at 16 kHz; :func:`~lipflow.models.metrics.vcagan_protocol`:
     clipped to [-1, 1], PESQ nb at 8 kHz), plus MCD, mel L1, spectrogram correlation and
     the WER of :mod:`lipflow.models.asr` (GRID grammar when every clip is GRID, else the
     general LM, reported as ``wer_general_lm``). The same signal scores are computed for two
     reference rows on the same clips, ``ground_truth`` (the stored audio) and
-    ``griffin_lim`` (Griffin-Lim of the ground-truth mel: the vocoder's ceiling), so a
+    ``griffin_lim`` (the vocoder on the ground-truth spectrogram, ``batch["mel"]`` or the
+    model's :attr:`ModelSpec.target`: the vocoder's ceiling), so a
     model's score reads against its upper bounds. Means are over the clips that could be
-    scored; ``<metric>_clips`` counts them and ``<metric>_excluded`` counts the rest by
-    reason (no NaN is dropped silently). ``out_dir/wavs/<clip id>.wav`` holds, for every
-    test clip, the model's waveform exactly as the Lip2Wav protocol scored it;
+    scored (a model predicting no Lip2Wav mel has its MCD / mel L1 / correlation excluded
+    as :data:`NOT_A_MEL`); ``<metric>_clips`` counts them and ``<metric>_excluded``
+    counts the rest by reason (no NaN is dropped silently). ``out_dir/wavs/<clip id>.wav``
+    holds, for every test clip, the model's waveform exactly as the Lip2Wav protocol scored it;
     ``out_dir/clips.csv`` has one row per clip and row kind.
 
     The sync model: EER, AUC and AP over the test pairs, plus their mean/std over
@@ -322,8 +332,6 @@ def evaluate(
             from lipflow.tasks.settings.project import load_params, section
 
             mel_params = section(load_params(), "features.mel")
-        if inverse_mel is None:
-            from lipflow.tasks.features.mel import inv_mel_spectrogram as inverse_mel
         summary, rows = _speech_scores(
             model,
             spec_,

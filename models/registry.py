@@ -103,6 +103,14 @@ class ModelSpec:
 
         return inv_mel_spectrogram
 
+    @property
+    def target(self) -> Callable[[dict[str, Any]], Any] | None:
+        """``target(batch) -> (B, frames, bins)``: the ground truth in :attr:`predict`'s
+        representation, for a speech model that predicts something other than the stored
+        Lip2Wav mel (VCA-GAN: its linear spectrogram, made from the stored wav); ``None``
+        when the prediction is that mel (``batch["mel"]`` is its truth)."""
+        return getattr(self.module, "target", None)
+
 
 def _no_schedulers(optimisers: Mapping[str, Any], cfg: Mapping[str, Any]) -> dict[str, Any]:
     return {}
