@@ -206,21 +206,36 @@ class Synthesizer:
         return mel_settings(self.mel_params).sample_rate_hz
 
     @property
+    def hop_samples(self) -> int:
+        """Samples per frame of what the model predicts: the store's mel hop, or the
+        model's own (``SPECTROGRAM_FRAMES_PER_SECOND`` of its nets module: VCA-GAN 100)."""
+        rate = getattr(spec(self.model_name).module, "SPECTROGRAM_FRAMES_PER_SECOND", None)
+        if rate is None:
+            return mel_settings(self.mel_params).hop_samples
+        return round(self.sample_rate_hz / float(rate))
+
+    @property
     def mel_per_frame(self) -> float:
-        """Mel frames per video frame (3.2 at 25 fps with a 200-sample hop at 16 kHz)."""
-        p = mel_settings(self.mel_params)
-        return p.sample_rate_hz / p.hop_samples / self.fps
+        """Spectrogram frames per video frame (3.2 at 25 fps with a 200-sample hop at 16 kHz)."""
+        return self.sample_rate_hz / self.hop_samples / self.fps
 
     def window_mel_frames(self) -> int:
         """Mel frames a window predicts: those of its clip's audio, as in the stores."""
         clip_s = self.clip_frames / self.fps
-        return 1 + samples_per_clip(self.sample_rate_hz, clip_s) // mel_settings(
-            self.mel_params).hop_samples
+        return 1 + samples_per_clip(self.sample_rate_hz, clip_s) // self.hop_samples
 
     def silence_mel(self) -> np.ndarray:
-        """The mel of a clip of zeros: what a faceless window contributes."""
+        """The spectrogram of a clip of zeros: what a faceless window contributes (the
+        store's mel, or the model's own ground truth, :attr:`ModelSpec.target`)."""
         samples = samples_per_clip(self.sample_rate_hz, self.clip_frames / self.fps)
-        return mel_spectrogram(np.zeros(samples, dtype=np.int16), self.mel_params)
+        target = spec(self.model_name).target
+        if target is None:
+            return mel_spectrogram(np.zeros(samples, dtype=np.int16), self.mel_params)
+        import torch
+
+        silent = {"wav": torch.zeros(1, samples, dtype=torch.int16),
+                  "video": torch.zeros(1, self.clip_frames, 1, 1, dtype=torch.uint8)}
+        return target(silent)[0].float().cpu().numpy()
 
     def windows(self, video: Path) -> Iterator[Window]:
         """The video's windows in time order, each with its predicted (or silent) mel."""
@@ -292,16 +307,17 @@ def synthesize_video(synth: Synthesizer, video: Path,
     if not face_ranges:
         raise NoFaceError(f"{video}: no face found in any of its {count} windows "
                           f"({end_frame / synth.fps:.2f} s); nothing to read lips from")
-    p = mel_settings(synth.mel_params)
+    rate = synth.sample_rate_hz
     duration = video_duration_s(Path(video), end_frame, synth.fps)
-    samples = round(duration * p.sample_rate_hz)
-    mel = stitcher.finish(1 + samples // p.hop_samples)
-    wav = waveform_from_mel(mel, synth.mel_params)
+    samples = round(duration * rate)
+    mel = stitcher.finish(1 + samples // synth.hop_samples)
+    wav = waveform_from_mel(mel, synth.mel_params, to_waveform=spec(synth.model_name).to_waveform,
+                            hop_samples=synth.hop_samples)
     wav = np.clip(np.pad(wav[:samples], (0, max(0, samples - len(wav)))), -1.0, 1.0)
     silent = uncovered(end_frame, face_ranges)
     for a, b in silent:
-        wav[round(a / synth.fps * p.sample_rate_hz):round(b / synth.fps * p.sample_rate_hz)] = 0
-    return Synthesis(wav=wav.astype(np.float32), mel=mel, sample_rate_hz=p.sample_rate_hz,
+        wav[round(a / synth.fps * rate):round(b / synth.fps * rate)] = 0
+    return Synthesis(wav=wav.astype(np.float32), mel=mel, sample_rate_hz=rate,
                      fps=synth.fps, num_frames=end_frame, duration_s=duration, windows=count,
                      silent=[(a / synth.fps, b / synth.fps) for a, b in silent])
 
@@ -313,8 +329,14 @@ GL_OVERLAP_FRAMES = 80
 
 
 def waveform_from_mel(mel: np.ndarray, mel_params: Any, chunk_frames: int = GL_CHUNK_FRAMES,
-                      overlap_frames: int = GL_OVERLAP_FRAMES) -> np.ndarray:
+                      overlap_frames: int = GL_OVERLAP_FRAMES,
+                      to_waveform: Callable[[np.ndarray, Any], np.ndarray] = inv_mel_spectrogram,
+                      hop_samples: int | None = None) -> np.ndarray:
     """Griffin-Lim of ``mel`` in overlapping pieces, cross-faded: bounded working memory.
+
+    ``to_waveform`` is the model's vocoder of one piece (default: Griffin-Lim of the
+    store's mel) and ``hop_samples`` its hop (default: the mel's); a vocoder that returns
+    a longer piece (VCA-GAN pads to ``frames * hop``) is cut to the piece's span.
 
     The result has the length one :func:`inv_mel_spectrogram` call would give,
     ``(frames - 1) * hop`` samples; a mel of at most ``chunk_frames`` frames is exactly that
@@ -323,10 +345,10 @@ def waveform_from_mel(mel: np.ndarray, mel_params: Any, chunk_frames: int = GL_C
     """
     frames = len(mel)
     if frames <= chunk_frames:
-        return inv_mel_spectrogram(mel, mel_params)
+        return to_waveform(mel, mel_params)
     if not 0 < overlap_frames < chunk_frames // 2:
         raise ValueError(f"overlap {overlap_frames} must be in (0, {chunk_frames // 2})")
-    hop = mel_settings(mel_params).hop_samples
+    hop = hop_samples or mel_settings(mel_params).hop_samples
     out = np.zeros((frames - 1) * hop, dtype=np.float64)
     weight = np.zeros_like(out)
     fade = (overlap_frames - 1) * hop  # samples two neighbouring pieces share
@@ -334,7 +356,8 @@ def waveform_from_mel(mel: np.ndarray, mel_params: Any, chunk_frames: int = GL_C
     starts = list(range(0, frames - overlap_frames, step))
     for i, start in enumerate(starts):
         stop = min(start + chunk_frames, frames)
-        piece = inv_mel_spectrogram(mel[start:stop], mel_params).astype(np.float64)
+        piece = to_waveform(mel[start:stop], mel_params).astype(np.float64)
+        piece = piece[:(stop - start - 1) * hop]
         w = np.ones(len(piece))
         if i > 0:
             w[:fade] = np.linspace(0.0, 1.0, fade, endpoint=False)
