@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from lipflow.models.dataset import ClipWindowDataset, loader_start_method
-from lipflow.models.registry import size_preset, spec
+from lipflow.models.registry import model_config, size_preset, spec
 from lipflow.models.splits import part_filter, split_config, split_stores
 from lipflow.tasks.common.errors import ConfigError
 
@@ -39,9 +39,11 @@ def split_loaders(
     workers = int(train_params.get("loader_workers", 0))
     loaders = []
     fps = None
+    windows = train_windows(train_params, model)
     for part in parts:
         dataset = ClipWindowDataset(stores, modality=modality,
-                                    split_filter=part_filter(cfg, part, seed))
+                                    split_filter=part_filter(cfg, part, seed),
+                                    **(windows if part == "train" else {}))
         rates = {t.fps for t in dataset.timings}
         if len(rates) != 1:
             raise ConfigError(f"split mixes frame rates {sorted(rates)}; train one rate at a time")
@@ -50,6 +52,20 @@ def split_loaders(
             dataset, part, int(size_preset(train_params, model).get("batch_size", 2)),
             seed, workers))
     return loaders, float(fps)
+
+
+def train_windows(train_params: Mapping[str, Any], model: str) -> dict[str, int]:
+    """``ClipWindowDataset`` window arguments of a model's train part: empty (whole clips)
+    unless its registry entry trains on windows; then ``window_frames`` and
+    ``window_stride_frames`` of its merged config (stride default 1: every window, as
+    VCA-GAN's random 40-frame crop of each clip samples all of them over epochs)."""
+    if not spec(model).train_windows:
+        return {}
+    cfg = model_config(train_params, model)
+    if not cfg.get("window_frames"):
+        raise ConfigError(f"train.{model} trains on windows: set its window_frames")
+    return {"window_frames": int(cfg["window_frames"]),
+            "stride_frames": int(cfg.get("window_stride_frames") or 1)}
 
 
 def part_loader(dataset: torch.utils.data.Dataset, part: str, batch_size: int, seed: int,

@@ -42,6 +42,9 @@ class ModelSpec:
     nets: str  # import path of the module with build / loss / predict
     modality: str  # the video stream it reads: "face" | "mouth"
     kind: str  # "speech" (predicts mels) | "sync" (predicts pair scores)
+    #: trains on windows of ``window_frames`` (every ``window_stride_frames``) cut from the
+    #: clips, as VCA-GAN's 40-frame windows; val and test always read whole clips
+    train_windows: bool = False
 
     @property
     def module(self) -> ModuleType:
@@ -120,7 +123,8 @@ MODELS: dict[str, ModelSpec] = {
     "lip2wav": ModelSpec("lip2wav", "lipflow.models.nets.lip2wav", "face", "speech"),
     "avsync": ModelSpec("avsync", "lipflow.models.nets.avsync", "mouth", "sync"),
     "gabor": ModelSpec("gabor", "lipflow.models.nets.gabor", "mouth", "speech"),
-    "vcagan": ModelSpec("vcagan", "lipflow.models.nets.vcagan", "mouth", "speech"),
+    "vcagan": ModelSpec("vcagan", "lipflow.models.nets.vcagan", "mouth", "speech",
+                        train_windows=True),
 }
 
 #: What a deployment trains or evaluates when no model is named.

@@ -147,3 +147,33 @@ def test_split_loaders_read_the_listed_utterances_from_a_store(tmp_path: Path) -
     with pytest.raises(ConfigError, match="s2.zarr, s4.zarr, s29.zarr"):
         split_loaders({**params, "splits": {"one": PARAMS["splits"]["seen4"]}}, "gabor",
                       ("test",))
+
+
+def test_vcagan_trains_on_windows_and_scores_whole_clips(tmp_path: Path) -> None:
+    """A model whose registry entry trains on windows (VCA-GAN) gets ``window_frames``
+    windows every ``window_stride_frames`` in its train part; val and test stay whole
+    clips, and the other models read whole clips everywhere."""
+    from lipflow.models.loaders import split_loaders
+
+    listed = {p: [u for s, u in _listed(f"{p}_4.txt") if s == "s1"] for p in splits.PARTS}
+    utterances = listed["train"][:2] + listed["val"][:1] + listed["test"][:1]
+    store, paths = build_store(tmp_path / "features", len(utterances), speaker="s1")
+    rows = clip_rows(paths, speaker="s1")
+    for row, utt in zip(rows, utterances, strict=True):
+        row.update(clip_id=f"s1/{utt}/0", utterance_id=utt, source_path=f"s1/{utt}.mpg")
+    write_clip_manifest(rows, manifest_path_for(store))
+    train = {**PARAMS["train"], "split": "one",
+             "vcagan": {**PARAMS["train"]["vcagan"], "window_frames": 40,
+                        "window_stride_frames": 20}}
+    params = {**PARAMS, "grid": {**PARAMS["grid"], "features_root": str(tmp_path / "features")},
+              "splits": {"one": {**PARAMS["splits"]["seen4"], "speakers": ["s1"]}},
+              "train": train}
+    (train_loader, val_loader, test_loader), _ = split_loaders(params, "vcagan", splits.PARTS)
+    clip_frames = int(rows[0]["valid_frames"])
+    starts = list(range(0, clip_frames - 40 + 1, 20))
+    assert len(train_loader.dataset) == 2 * len(starts) > 2
+    item = train_loader.dataset[1]
+    assert item["video"].shape[0] == 40 and int(item["start_frame"]) == starts[1]
+    assert val_loader.dataset.window_frames is None and test_loader.dataset.window_frames is None
+    (gabor_train,), _ = split_loaders(params, "gabor", ("train",))
+    assert gabor_train.dataset.window_frames is None

@@ -27,7 +27,7 @@ OPTIONAL: dict[str, Any] = {"optional": True}
 
 Detector = Literal["short_range", "full_range"]
 Crop = Literal["full", "bottom_right", "chess"]
-ModelName = Literal["lip2wav", "avsync", "gabor"]
+ModelName = Literal["lip2wav", "avsync", "gabor", "vcagan"]
 Size = Literal["tiny", "full"]
 
 
@@ -416,6 +416,10 @@ class VcaGanSizes(Sizes):
     window_frames: int | None = Field(None, ge=20, json_schema_extra=OPTIONAL, description=(
         "training window in video frames (the paper: 40 = 1.6 s; at least 20, the "
         "discriminators' last 5x5 conv)"))
+    window_stride_frames: int | None = Field(None, ge=1, json_schema_extra=OPTIONAL,
+                                             description=(
+        "frames between training windows' starts (the paper: 1, every window; the tiny "
+        "preset: 20, two windows a sample clip, for CPU seconds)"))
     image_hw: list[int] | None = _optional("grey mouth crops are resized to this (height, width)")
     front_channels: int | None = _optional("3-D conv stem channels")
     trunk_channels: list[int] | None = _optional("ResNet trunk channels of its 4 stages")
@@ -508,13 +512,15 @@ class VcaGanTrain(ModelTrain, VcaGanSizes):
     rec_weight: float = Field(50.0, ge=0, description=(
         "weight of the reconstruction loss in the generator loss"))
     tiny: VcaGanSizes = Field(default_factory=lambda: VcaGanSizes(
-        epochs=2, batch_size=2, window_frames=20, image_hw=[32, 32], front_channels=8,
+        epochs=2, batch_size=2, window_frames=40, window_stride_frames=20, image_hw=[32, 32],
+        front_channels=8,
         trunk_channels=[8, 16, 32, 32], trunk_blocks=1, gru_hidden=32, gru_layers=1,
         context_dim=32, noise_channels=8, bottleneck_channels=[32, 32, 32],
         stage_channels=[16, 8, 4], attention_dim=16, disc_channels=8, disc_max_channels=32,
         postnet_channels=[16, 32], sync_channels=[8, 16]))
     full: VcaGanSizes = Field(default_factory=lambda: VcaGanSizes(
-        epochs=500, batch_size=22, window_frames=40, image_hw=[112, 112], front_channels=64,
+        epochs=500, batch_size=22, window_frames=40, window_stride_frames=1,
+        image_hw=[112, 112], front_channels=64,
         trunk_channels=[64, 128, 256, 512], trunk_blocks=2, gru_hidden=512, gru_layers=2,
         context_dim=512, noise_channels=128, bottleneck_channels=[512, 256, 256],
         stage_channels=[128, 64, 32], attention_dim=256, disc_channels=32,
@@ -528,7 +534,7 @@ class Train(Section):
     the preset, so ``dvc exp run -S train.lip2wav.lr=3e-4`` works in either size.
     """
 
-    models: list[ModelName] = Field(["lip2wav", "avsync", "gabor"], description=(
+    models: list[ModelName] = Field(["lip2wav", "avsync", "gabor", "vcagan"], description=(
         "models with a `train@`/`evaluate@` stage pair"))
     split: str = Field("sample", description="the active split (a name under `splits`)")
     loader_workers: int = Field(0, ge=0, description="DataLoader worker processes")
