@@ -97,3 +97,13 @@ def test_long_video_benchmark_prints_rss_ratio_and_goal(tmp_path: Path) -> None:
     assert re.search(r"^0\.1 min 360p .*: 6 s of video at 30 fps, 2 clips kept", out, re.M), out
     assert sorted(p.name for p in tmp_path.glob("*.mp4")) == [
         "talking_head_0.05min_360p.mp4", "talking_head_0.1min_360p.mp4"]
+
+
+def test_gpu_step_benchmark_takes_every_models_step_on_cpu() -> None:
+    """The GPU check runs on CPU too (fp32 only there): a row per model, VCA-GAN's step is
+    its D+G step, and its Griffin-Lim timing line is printed."""
+    out = run_script("gpu_step.py", "--device", "cpu", "--size", "tiny", "--batch", "2",
+                     "--frames", "40", "--steps", "1")
+    for model in ("lip2wav", "avsync", "gabor", "vcagan"):
+        assert re.search(rf"^{model} +fp32 +\d+\.\d{{3}} +\d+$", out, re.M), out
+    assert re.search(r"^vcagan Griffin-Lim of one batch \(2 clips\): \d+\.\d\d s$", out, re.M)
