@@ -165,8 +165,8 @@ def _speech_scores(
     model, spec_, loader, cfg, out_dir, inverse_mel, mel_params, device, sample_rate_hz
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from lipflow.models import asr, metrics
+    from lipflow.models.speech import valid_rows, valid_samples
 
-    fps = float(cfg["fps"])
     ln = {
         k: float(mel_params[k])
         for k in ("max_abs_value", "min_level_db", "ref_level_db")
@@ -185,7 +185,6 @@ def _speech_scores(
         true = (batch["mel"] if lipflow_mel else spec_.target(to_device(batch, device)))
         true = true.float().cpu().numpy()
         wavs = batch["wav"].numpy()
-        t = batch["video"].shape[1]
         for i in range(len(pred)):
             info = _clip_info(clips, batch, i, len(pending))
             name = clip_wav_name(info.clip_id)
@@ -193,10 +192,9 @@ def _speech_scores(
                 raise TrainingError(f"clips {names[name]!r} and {info.clip_id!r} both write "
                                     f"{name}; clip ids must stay distinct once sanitised")
             names[name] = info.clip_id
-            valid = int(batch["valid_frames"][i]) if "valid_frames" in batch else t
-            m = max(1, math.ceil(valid * pred.shape[1] / t))
+            m = valid_rows(batch, i, pred.shape[1])
             mel_p, mel_t = pred[i, :m], true[i, :m]
-            n = min(wavs.shape[1], int(round(valid * sample_rate_hz / fps)))
+            n = valid_samples(batch, i)
             ref = wavs[i, :n].astype(np.float64) / 32768.0
             signals = {
                 "model": np.asarray(to_waveform(mel_p, mel_params), dtype=np.float64)[:n],

@@ -34,6 +34,12 @@ def valid_samples(batch: Mapping[str, Any], i: int) -> int:
     return min(n, round(_valid_frames(batch, i) * n / t))
 
 
+def valid_rows(batch: Mapping[str, Any], i: int, rows: int) -> int:
+    """Rows of item ``i``'s ``rows``-row prediction that cover its valid frames (at least
+    2: one Griffin-Lim hop)."""
+    return max(2, math.ceil(_valid_frames(batch, i) * rows / int(batch["video"].shape[1])))
+
+
 def reference_waveforms(batch: Mapping[str, Any]) -> list[np.ndarray]:
     """Each clip's stored audio (int16 -> float in [-1, 1)), cut to its valid samples."""
     wavs = batch["wav"].cpu().numpy()
@@ -50,10 +56,9 @@ def model_waveforms(spec_: ModelSpec, model: torch.nn.Module, batch: Mapping[str
     with torch.no_grad():
         pred = spec_.predict(model, to_device(batch, device)).float().cpu().numpy()
     to_waveform = spec_.to_waveform
-    t = int(batch["video"].shape[1])
     out = []
     for i in range(len(pred)):
-        rows = max(2, math.ceil(_valid_frames(batch, i) * pred.shape[1] / t))
+        rows = valid_rows(batch, i, pred.shape[1])
         wave = np.asarray(to_waveform(pred[i, :rows], mel_params), dtype=np.float64)
         out.append(wave[:valid_samples(batch, i)])
     return out
