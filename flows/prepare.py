@@ -13,7 +13,7 @@ What to prepare, the provenance each store records and the packing live in
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,10 @@ from lipflow.tasks.prepare.batches import (
     Batch,
     plan_batches,
     preprocess_batch,
+    preprocess_batch_bytes,
     video_seconds,
 )
-from lipflow.tasks.prepare.results import read_rows
+from lipflow.tasks.prepare.results import read_rows, save_result, store_encoding
 from lipflow.tasks.prepare.resume import (
     claim_work_dir,
     release_work_dir,
@@ -74,6 +75,12 @@ def preprocess_batch_task(batch: Batch, raw_root: Path, work_dir: Path, settings
     return preprocess_batch(batch, raw_root, work_dir, settings, target)
 
 
+@task(name="preprocess-batch", task_run_name="preprocess-{batch.label}", **_BATCH_TASK)
+def preprocess_batch_bytes_task(batch: Batch, raw_root: Path, settings: VideoSettings) -> bytes:
+    """One batch's result as bytes, made in the worker's own temp dir (no shared disk)."""
+    return preprocess_batch_bytes(batch, raw_root, settings)
+
+
 @task(name="preprocess-videos", task_run_name="preprocess-{batch.label}", **_BATCH_TASK)
 def preprocess_clips_task(batch: Batch, raw_root: Path, work_dir: Path,
                           settings: VideoSettings) -> list[dict[str, Any]]:
@@ -91,20 +98,42 @@ def write_speaker_store(job: SpeakerJob, rows: Sequence[Mapping[str, Any]],
     return pack_store(job, rows, attrs, progress)
 
 
-def _gather(futures: Mapping[Any, Batch], videos: int, done_videos: int, *, label: str,
-            progress: bool | None) -> dict[int, Any]:
-    """Each batch future's result by batch index, advancing the bar and the progress
-    artifact by a batch's videos as it finishes (in any order)."""
+def _gather(futures: dict[Any, Batch], videos: int, done_videos: int, *, label: str,
+            progress: bool | None,
+            keep: Callable[[Batch, Any], Any] | None = None) -> dict[int, Any]:
+    """Each batch future's result (or what ``keep`` makes of it) by batch index, advancing
+    the bar and the progress artifact by a batch's videos as it finishes (in any order).
+
+    A future is dropped once its result is kept, so results sent back as bytes are held
+    one at a time, not a whole speaker's at the end.
+    """
     tracker = ProgressArtifact(videos, f"{label}: videos preprocessed")
     tracker.advance(done_videos)
     results: dict[int, Any] = {}
     with_bar = bar(as_completed(list(futures)), total=len(futures), desc=f"preprocess {label}",
                    progress=progress, unit="batch")
     for future in with_bar:
-        batch = futures[future]
-        results[batch.index] = future.result()
+        batch = futures.pop(future)
+        value = future.result()
+        results[batch.index] = keep(batch, value) if keep else value
+        del future, value
         tracker.advance(len(batch.records))
     return results
+
+
+def runner_shares_disk() -> bool:
+    """Whether this flow's tasks run on this machine (a local thread or process pool).
+
+    Those workers write their batch results straight beside the store; any other runner
+    (Dask, Ray: workers may be other machines, with their own disks) sends them back as
+    task results (bytes) that the driver saves, so a worker needs no path of the driver.
+    """
+    from prefect.context import FlowRunContext
+    from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
+
+    context = FlowRunContext.get()
+    runner = context.task_runner if context else None
+    return isinstance(runner, ThreadPoolTaskRunner | ProcessPoolTaskRunner)
 
 
 def prepare_speaker(job: SpeakerJob, revision: str, task_seconds: float,
@@ -123,13 +152,21 @@ def prepare_speaker(job: SpeakerJob, revision: str, task_seconds: float,
                 batch, job.raw_root, work_dir, job.settings, result_path(job.store, batch.key))}
             ProgressArtifact(plan.videos, f"{job.label}: videos preprocessed").advance(
                 plan.videos)
-        else:
+        elif runner_shares_disk():
             futures = {preprocess_batch_task.submit(b, job.raw_root, work_dir, job.settings,
                                                     result_path(job.store, b.key)): b
                        for b in todo}
             paths = _gather(futures, plan.videos, done_videos, label=job.label,
                             progress=progress)
-        done.update({index: read_rows(path) for index, path in paths.items()})
+        else:  # workers elsewhere: results come back as bytes and are saved here
+            futures = {preprocess_batch_bytes_task.submit(b, job.raw_root, job.settings): b
+                       for b in todo}
+            paths = _gather(futures, plan.videos, done_videos, label=job.label,
+                            progress=progress,
+                            keep=lambda b, data: save_result(
+                                data, result_path(job.store, b.key), work_dir))
+        encoding = store_encoding(job.settings.features)
+        done.update({index: read_rows(path, encoding) for index, path in paths.items()})
         rows = [row for index in sorted(done) for row in done[index]]
         store = write_speaker_store(job, rows, store_attributes(job, revision), progress)
         remove_results(job.store, work_dir)

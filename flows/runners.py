@@ -107,8 +107,15 @@ def make_task_runner(kind: str | None = None, address: str | None = None,
             "runner 'ray' needs prefect-ray: "
             "pip install 'lipflow[ray]' (or: pip install prefect-ray)"
         ) from err
-    init_kwargs = {"num_cpus": workers} if workers and not address else None
-    return RayTaskRunner(address=address, init_kwargs=init_kwargs)
+    if address:
+        return RayTaskRunner(address=address)
+    from lipflow.flows.shared_api import shared_api_ray_runner
+
+    # a local Ray: no dashboard (a web server per run, for nothing); workers = max_workers
+    init_kwargs: dict[str, Any] = {"include_dashboard": False}
+    if workers:
+        init_kwargs["num_cpus"] = workers
+    return shared_api_ray_runner(init_kwargs=init_kwargs)
 
 
 def runtime_settings(params: Mapping[str, Any], runner: str | None = None,

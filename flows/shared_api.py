@@ -51,3 +51,16 @@ def shared_api_dask_runner(**kwargs: Any) -> Any:
             return super().__enter__()
 
     return SharedApiDaskTaskRunner(**kwargs)
+
+
+def shared_api_ray_runner(**kwargs: Any) -> Any:
+    """A ``RayTaskRunner`` whose workers (started by its own local Ray) report to the
+    parent's API: Ray's worker processes inherit the environment of the ``ray.init`` call."""
+    from prefect_ray import RayTaskRunner
+
+    class SharedApiRayTaskRunner(RayTaskRunner):
+        def __enter__(self) -> Any:
+            export_api_url()
+            return super().__enter__()
+
+    return SharedApiRayTaskRunner(**kwargs)

@@ -98,15 +98,21 @@ def test_batch_key_follows_videos_settings_and_code() -> None:
 
 # --- results ----------------------------------------------------------------------------
 
-def test_batch_result_round_trips_clips_losslessly_and_compressed(tmp_path: Path) -> None:
+def test_batch_result_holds_store_chunks_that_pack_into_the_same_store(tmp_path: Path) -> None:
+    """A worker's result holds its clips already encoded as the store's chunks; the driver
+    packs a store from them (nothing decoded) that equals packing the clips directly."""
+    from lipflow.flows.runners import tree_digest
     from lipflow.tasks.contracts.clip_record import save_clip
+    from lipflow.tasks.contracts.store_chunks import write_store_from_chunks
+    from lipflow.tasks.contracts.store_writer import write_store
+    from lipflow.tasks.prepare.results import save_result, store_encoding
+    from tests.support.clips import store_attrs
 
     clips = {f"s1__u{i}__0": fake_clip(i, face_px=32, mouth_hw=(24, 40)) for i in range(3)}
-    for arrays in clips.values():  # like real faces: neighbouring frames nearly equal
-        arrays["face"][:] = arrays["face"][0]
-        arrays["mouth"][1:] = arrays["mouth"][0] + 1
+    features = {"store": {"codec": "lz4", "clips_per_shard": 2}}
+    encoding = store_encoding(features)
     target = tmp_path / "result.zip"
-    with BatchResultWriter(tmp_path / "result.partial") as out:
+    with BatchResultWriter(tmp_path / "result.partial", encoding) as out:
         rows = [{"clip_id": name, "kept": True, "clip_path": out.add_clip(name, arrays),
                  "detection_rate": np.float64(0.9), "source_path": "s1/u.mpg"}
                 for name, arrays in clips.items()]
@@ -114,18 +120,23 @@ def test_batch_result_round_trips_clips_losslessly_and_compressed(tmp_path: Path
                      "detection_rate": None, "source_path": "s1/bad.mpg"})
         out.finish(rows, target)
     assert not (tmp_path / "result.partial").exists()
-    back = read_rows(target)
+    back = read_rows(target, encoding)
     assert [r["clip_id"] for r in back] == [r["clip_id"] for r in rows]
     assert back[0]["detection_rate"] == 0.9 and back[-1]["clip_path"] is None
-    for row, arrays in zip(back, clips.values(), strict=False):
-        assert isinstance(row["clip_path"], BatchClip)
-        with row["clip_path"].open_clip() as clip:
-            assert sorted(clip.files) == sorted(arrays)
-            for name, value in arrays.items():
-                assert clip[name].dtype == np.asarray(value).dtype
-                assert np.array_equal(clip[name], value), name
-    one = save_clip(tmp_path / "one.npy", next(iter(clips.values())))
-    assert target.stat().st_size < 3 * one.stat().st_size / 2
+    assert all(isinstance(r["clip_path"], BatchClip) for r in back[:3])
+    kept = [r["clip_path"] for r in back[:3]]
+    assembled = write_store_from_chunks(kept, tmp_path / "a.zarr", attrs=store_attrs(),
+                                        encoding=encoding, progress=False)
+    paths = [save_clip(tmp_path / f"{name}.npy", arrays) for name, arrays in clips.items()]
+    direct = write_store(paths, tmp_path / "d.zarr", attrs=store_attrs(), codec="lz4",
+                         clips_per_shard=2, progress=False)
+    assert tree_digest(assembled) == tree_digest(direct)
+
+    # a result sent back as bytes is saved whole; one made with another encoding is refused
+    copy = save_result(target.read_bytes(), tmp_path / "copy.zip", tmp_path)
+    assert copy.read_bytes() == target.read_bytes() and not list(tmp_path.glob("*.received"))
+    with pytest.raises(ValueError, match="encoded as"):
+        read_rows(target, store_encoding({"store": {"codec": "zstd"}}))
 
 
 # --- ownership of temp work ---------------------------------------------------------------

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -197,46 +198,14 @@ def write_store(
     """
     paths = [p if isinstance(p, ClipSource) else Path(p) for p in clip_paths]
     out = Path(out)
-    if clips_per_shard < 1:
-        raise StoreError(f"clips_per_shard must be >= 1, got {clips_per_shard}")
-    if codec not in CODECS:
-        raise StoreError(f"store codec must be one of {sorted(CODECS)}, got {codec!r}")
-    low, high = CODECS[codec]
-    if not low <= compressor_level <= high:
-        raise StoreError(
-            f"{codec} compressor_level must be {low}..{high}, got {compressor_level}"
-        )
-    if frames_per_chunk < 0:
-        raise StoreError(f"frames_per_chunk must be >= 0 (0 = whole clip), got {frames_per_chunk}")
-    quality = {**DEFAULT_JPEG_QUALITY, **(jpeg_quality or {})}
-    unknown = sorted(set(quality) - set(_VIDEO))
-    if unknown:
-        raise StoreError(f"jpeg_quality has keys {unknown}; only {list(_VIDEO)} are video")
-    for key, value in quality.items():
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
-            raise StoreError(f"jpeg_quality of {key} must be an integer 1..100, got {value!r}")
-    group_attrs = _json_attrs({
-        **attrs,
-        "encoding": encoding_record(codec, compressor_level, frames_per_chunk,
-                                    clips_per_shard, quality),
-    })
+    encoding = StoreEncoding(codec, compressor_level, frames_per_chunk, clips_per_shard,
+                             jpeg_quality)
+    group_attrs = group_attributes(attrs, encoding)
     n = len(paths)
     shapes = _shapes_from_first_clip(paths[0]) if paths else _shapes_from_params(group_attrs)
 
     with atomic_path(out) as tmp:
-        root = zarr.open_group(str(tmp), mode="w", attributes=group_attrs, zarr_format=3)
-        arrays = {
-            key: root.create_array(
-                key,
-                shape=(n, *shape),
-                chunks=_chunk_shape(key, shape, frames_per_chunk),
-                shards=_shard_shape(key, shape, clips_per_shard, frames_per_chunk),
-                dtype=ARRAY_DTYPES[key],
-                **_codecs(key, codec, compressor_level, quality),
-                fill_value=0,
-            )
-            for key, shape in shapes.items()
-        }
+        arrays = create_arrays(tmp, group_attrs, shapes, n, encoding)
         with tqdm(total=n, unit="clip", desc=f"store {out.name}",
                   disable=not show_progress(progress)) as bar:
             for start in range(0, n, clips_per_shard):
@@ -244,6 +213,80 @@ def write_store(
                 _write_shard(arrays, shapes, batch, start)
                 bar.update(len(batch))
     return out
+
+
+@dataclass(frozen=True)
+class StoreEncoding:
+    """How a store's arrays are chunked, sharded and encoded (``features.store`` settings).
+
+    Validated on construction (a :class:`StoreError` for a bad value); ``jpeg_quality``
+    is completed with :data:`DEFAULT_JPEG_QUALITY`. Shared by :func:`write_store` and the
+    prepare workers that encode their clips into store chunks
+    (:mod:`lipflow.tasks.contracts.store_chunks`), so both encode alike.
+    """
+
+    codec: str = DEFAULT_CODEC
+    compressor_level: int = DEFAULT_COMPRESSOR_LEVEL
+    frames_per_chunk: int = DEFAULT_FRAMES_PER_CHUNK
+    clips_per_shard: int = DEFAULT_CLIPS_PER_SHARD
+    jpeg_quality: Mapping[str, int] | None = None
+
+    def __post_init__(self) -> None:
+        codec, level, frames = self.codec, self.compressor_level, self.frames_per_chunk
+        if self.clips_per_shard < 1:
+            raise StoreError(f"clips_per_shard must be >= 1, got {self.clips_per_shard}")
+        if codec not in CODECS:
+            raise StoreError(f"store codec must be one of {sorted(CODECS)}, got {codec!r}")
+        low, high = CODECS[codec]
+        if not low <= level <= high:
+            raise StoreError(f"{codec} compressor_level must be {low}..{high}, got {level}")
+        if frames < 0:
+            raise StoreError(f"frames_per_chunk must be >= 0 (0 = whole clip), got {frames}")
+        unknown = sorted(set(self.quality) - set(_VIDEO))
+        if unknown:
+            raise StoreError(f"jpeg_quality has keys {unknown}; only {list(_VIDEO)} are video")
+        for key, value in self.quality.items():
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
+                raise StoreError(f"jpeg_quality of {key} must be an integer 1..100, got {value!r}")
+
+    @property
+    def quality(self) -> dict[str, int]:
+        return {**DEFAULT_JPEG_QUALITY, **(self.jpeg_quality or {})}
+
+    def record(self) -> dict[str, object]:
+        """The group attribute ``encoding`` (:func:`encoding_record`)."""
+        return encoding_record(self.codec, self.compressor_level, self.frames_per_chunk,
+                               self.clips_per_shard, self.quality)
+
+
+def group_attributes(attrs: Mapping[str, Any], encoding: StoreEncoding) -> dict[str, Any]:
+    """The store group's attributes: ``attrs`` plus ``encoding``, as plain JSON."""
+    return _json_attrs({**attrs, "encoding": encoding.record()})
+
+
+def create_arrays(folder: Path, group_attrs: Mapping[str, Any],
+                  shapes: Mapping[str, tuple[int, ...]], n: int,
+                  encoding: StoreEncoding) -> dict[str, zarr.Array]:
+    """A new Zarr v3 group at ``folder`` with the store's arrays for ``n`` clips of
+    ``shapes``, no chunk written yet."""
+    root = zarr.open_group(str(folder), mode="w", attributes=dict(group_attrs), zarr_format=3)
+    return {
+        key: root.create_array(
+            key,
+            shape=(n, *shape),
+            chunks=_chunk_shape(key, shape, encoding.frames_per_chunk),
+            shards=_shard_shape(key, shape, encoding.clips_per_shard, encoding.frames_per_chunk),
+            dtype=ARRAY_DTYPES[key],
+            **array_codecs(key, encoding),
+            fill_value=0,
+        )
+        for key, shape in shapes.items()
+    }
+
+
+def array_codecs(key: str, encoding: StoreEncoding) -> dict[str, Any]:
+    """``serializer`` / ``compressors`` of one array under ``encoding``."""
+    return _codecs(key, encoding.codec, encoding.compressor_level, encoding.quality)
 
 
 def _chunk_shape(key: str, shape: tuple[int, ...], frames_per_chunk: int) -> tuple[int, ...]:

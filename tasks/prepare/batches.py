@@ -21,6 +21,7 @@ same for any batch size.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any
 
 from lipflow.tasks.common.errors import ConfigError, LipflowError
 from lipflow.tasks.media.probe import probe
-from lipflow.tasks.prepare.results import BatchResultWriter
+from lipflow.tasks.prepare.results import BatchResultWriter, store_encoding
 from lipflow.tasks.prepare.resume import batch_key, code_digest, settings_text
 from lipflow.tasks.prepare.video import VideoSettings, preprocess_video
 from lipflow.tasks.settings.schema import Runtime
@@ -110,18 +111,35 @@ def preprocess_batch(batch: Batch, raw_root: Path, work_dir: Path, settings: Vid
                      target: Path) -> Path:
     """Preprocess a batch's videos one by one into one result file at ``target``.
 
-    Clips go straight from memory into the result (compressed, no per-clip files); the
-    file is written in this run's ``work_dir`` and renamed to ``target`` when complete,
-    so an interruption leaves no result, only temp work the next run removes. Bad videos
-    become rejection rows here, like any other (never an exception).
+    Each kept clip goes straight from memory into the result, already encoded as the
+    store's chunks (:mod:`lipflow.tasks.prepare.results`; no per-clip files); the file
+    is written in ``work_dir`` and renamed to ``target`` when complete, so an
+    interruption leaves no result, only temp work the next run removes. Temp disk: the
+    one result being written. Bad videos become rejection rows here, like any other
+    (never an exception).
     """
     partial = Path(work_dir) / f"{batch.key or batch.label}.partial"
     rows: list[dict[str, Any]] = []
     try:
-        with BatchResultWriter(partial) as out:
+        with BatchResultWriter(partial, store_encoding(settings.features)) as out:
             for record in batch.records:
                 rows.extend(preprocess_video(record, raw_root, work_dir, settings,
                                              save=out.add_clip))
             return out.finish(rows, target)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def preprocess_batch_bytes(batch: Batch, raw_root: Path, settings: VideoSettings) -> bytes:
+    """:func:`preprocess_batch` for a worker that shares no disk with the driver.
+
+    The result is written in a folder of the worker's own temp dir (``TMPDIR``) and
+    returned as bytes, which the runner carries back to the driver (a Dask or Ray task
+    result); the driver saves them beside the store
+    (:func:`lipflow.tasks.prepare.results.save_result`). The worker needs only the raw
+    videos (``raw_root``: a shared path) and leaves nothing behind.
+    """
+    with tempfile.TemporaryDirectory(prefix="lipflow-batch-") as work:
+        result = preprocess_batch(batch, raw_root, Path(work), settings,
+                                  Path(work) / "result.zip")
+        return result.read_bytes()

@@ -21,9 +21,9 @@ from typing import Any
 from lipflow.tasks import __version__
 from lipflow.tasks.contracts.clip_manifest import write_clip_manifest
 from lipflow.tasks.contracts.raw_manifest import file_sha256, read_raw_manifest
-from lipflow.tasks.contracts.store_writer import ClipSource, write_store
+from lipflow.tasks.contracts.store_chunks import write_store_from_chunks
 from lipflow.tasks.prepare.batches import Batch, keyed, plan_batches, video_seconds
-from lipflow.tasks.prepare.results import RESULT_READ_ERRORS, read_rows
+from lipflow.tasks.prepare.results import RESULT_READ_ERRORS, read_rows, store_encoding
 from lipflow.tasks.prepare.resume import result_path
 from lipflow.tasks.prepare.settings import speaker_settings
 from lipflow.tasks.prepare.video import VideoSettings, order_rows
@@ -33,8 +33,6 @@ from lipflow.tasks.settings.paths import (
     raw_manifest_path,
     store_path,
 )
-from lipflow.tasks.settings.schema import Store
-from lipflow.tasks.settings.validation import typed_section
 
 
 @dataclass(frozen=True)
@@ -108,26 +106,21 @@ def store_attributes(job: SpeakerJob, revision: str) -> dict[str, Any]:
 
 def pack_store(job: SpeakerJob, rows: Sequence[Mapping[str, Any]], attrs: Mapping[str, Any],
                progress: bool | None) -> Path:
-    """Order the rows, pack kept clips into the store, then write the manifest beside it.
+    """Order the rows, assemble the store from the kept clips' chunks, then write the
+    manifest beside it.
 
-    A kept row's ``clip_path`` is a per-clip file or a clip inside a batch result
-    (:class:`lipflow.tasks.prepare.results.BatchClip`).
+    A kept row's ``clip_path`` is its clip inside a batch result
+    (:class:`lipflow.tasks.prepare.results.BatchClip`), already encoded as store chunks:
+    the store's shards are concatenated from them, nothing is decoded
+    (:func:`lipflow.tasks.contracts.store_chunks.write_store_from_chunks`).
     """
     ordered = order_rows(rows)
-    kept = [_clip_source(r["clip_path"]) for r in ordered if r["kept"]]
-    store = typed_section(Store, job.settings.features.get("store"), "features.store")
-    write_store(kept, job.store, attrs=attrs, clips_per_shard=store.clips_per_shard,
-                compressor_level=store.compressor_level, codec=store.codec,
-                frames_per_chunk=store.frames_per_chunk,
-                jpeg_quality={"face": store.jpeg_face_quality, "mouth": store.jpeg_mouth_quality},
-                progress=progress)
+    kept = [r["clip_path"] for r in ordered if r["kept"]]
+    write_store_from_chunks(kept, job.store, attrs=attrs,
+                            encoding=store_encoding(job.settings.features), progress=progress)
     write_clip_manifest([{k: v for k, v in r.items() if k != "clip_path"} for r in ordered],
                         clip_manifest_path(job.store))
     return job.store
-
-
-def _clip_source(value: Any) -> Path | ClipSource:
-    return value if isinstance(value, ClipSource) else Path(value)
 
 
 @dataclass(frozen=True)
@@ -161,7 +154,7 @@ def finished_batches(job: SpeakerJob, batches: Sequence[Batch]) -> dict[int, lis
         if not path.is_file():
             continue
         try:
-            done[batch.index] = read_rows(path)
+            done[batch.index] = read_rows(path, store_encoding(job.settings.features))
         except RESULT_READ_ERRORS:
             path.unlink(missing_ok=True)
     return done

@@ -1,0 +1,182 @@
+"""Clips encoded as store chunks by the workers; shards assembled from them without decoding.
+
+Why: the prepare workers used to hand their clips to the driver in an intermediate
+format (a compressed ``.npy`` record), and the driver decoded every clip again and
+encoded it into the store: ~13 ms to encode and ~9 ms to decode a GRID clip on top of the
+store's own encoding, all of it in the one driver process while the workers sat idle. A
+store chunk is one clip along N (``store_layout``), so a chunk's bytes depend only on
+its clip: a worker can encode its clips into the store's final chunk encoding
+(:func:`encode_clip_chunks`, the JPEG / Blosc work done in parallel) and the driver only
+concatenates those bytes into shard files and writes each shard's index
+(:func:`write_store_from_chunks`): no pixel is decoded or re-encoded on the way.
+
+Byte-identity with :func:`lipflow.tasks.contracts.store_writer.write_store`: the chunks
+are encoded by zarr itself, through an in-memory array with the store array's chunk
+shape and codecs (so a chunk that holds only the fill value is left out, as zarr leaves
+it out of a shard, and a chunk past the end of a clip is padded with the fill value as
+zarr pads it), and a shard is laid out by zarr's own sharding codec (chunks in Morton
+order, then the index with its CRC32C). ``tests/test_stores.py`` compares the two paths
+file by file, for every codec, a partial last shard and a clip length that is not a
+multiple of ``frames_per_chunk``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from tqdm import tqdm
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.sync import sync
+from zarr.storage import MemoryStore
+
+from lipflow.tasks.common.atomic import atomic_path
+from lipflow.tasks.common.progress import show_progress
+from lipflow.tasks.contracts.store_layout import ARRAY_DTYPES, StoreError
+from lipflow.tasks.contracts.store_writer import (
+    StoreEncoding,
+    _checked,
+    _chunk_shape,
+    array_codecs,
+    create_arrays,
+    group_attributes,
+)
+
+
+@dataclass(frozen=True)
+class EncodedArray:
+    """One array of one clip as store chunks: its per-clip ``shape`` and, in order along
+    T (one entry for the arrays not cut along T), each chunk's bytes or ``None`` for a
+    chunk zarr would not write (all fill value)."""
+
+    shape: tuple[int, ...]
+    chunks: tuple[bytes | None, ...]
+
+
+#: One clip as store chunks, by array name (every key of :data:`ARRAY_DTYPES`).
+EncodedClip = Mapping[str, EncodedArray]
+#: Opens one clip's chunks (e.g. from a batch result) when its shard is assembled.
+ChunkSource = Callable[[], EncodedClip]
+
+
+class ClipChunkEncoder:
+    """Encodes clips into the chunks of a store with ``encoding`` (one per worker/batch).
+
+    Keeps one in-memory single-clip zarr array per array name and shape, so each clip
+    costs one zarr write per array, not an array creation.
+    """
+
+    def __init__(self, encoding: StoreEncoding) -> None:
+        self.encoding = encoding
+        self._arrays: dict[tuple[str, tuple[int, ...]], tuple[zarr.Array, dict[str, Any]]] = {}
+
+    def _array(self, key: str, shape: tuple[int, ...]) -> tuple[zarr.Array, dict[str, Any]]:
+        found = self._arrays.get((key, shape))
+        if found is None:
+            data: dict[str, Any] = {}
+            array = zarr.create_array(
+                MemoryStore(data), shape=(1, *shape),
+                chunks=_chunk_shape(key, shape, self.encoding.frames_per_chunk),
+                dtype=ARRAY_DTYPES[key], fill_value=0, zarr_format=3,
+                **array_codecs(key, self.encoding))
+            found = self._arrays[(key, shape)] = (array, data)
+        return found
+
+    def encode(self, arrays: Mapping[str, Any], name: str = "clip") -> dict[str, EncodedArray]:
+        """``arrays`` (one clip, contract section 2) as store chunks; ``name`` for errors."""
+        missing = sorted(set(ARRAY_DTYPES) - set(arrays))
+        if missing:
+            raise StoreError(f"clip {name} has no {missing} array(s) (has {sorted(arrays)})")
+        out = {}
+        for key in ARRAY_DTYPES:
+            value = np.asarray(arrays[key])
+            value = _checked(value, key, value.shape, Path(name))
+            array, data = self._array(key, value.shape)
+            array[...] = value[None]
+            keys = list(_chunk_keys(array))
+            out[key] = EncodedArray(value.shape, tuple(
+                None if (buf := data.pop(k, None)) is None else buf.to_bytes() for k in keys))
+        return out
+
+
+def _chunk_keys(array: zarr.Array) -> Iterator[str]:
+    """The chunk keys of a single-clip array, in order along T (C order)."""
+    grid = tuple(-(-s // c) for s, c in zip(array.shape, array.chunks, strict=True))
+    for coords in np.ndindex(*grid):
+        yield array.metadata.encode_chunk_key(coords)
+
+
+def _chunk_coords(shape: tuple[int, ...], index: int, t: int) -> tuple[int, ...]:
+    """Inner-chunk coordinates within a shard of clip ``index``'s ``t``-th chunk."""
+    return (index, *((t,) if shape else ()), *((0,) * max(0, len(shape) - 1)))
+
+
+def write_store_from_chunks(
+    clips: Sequence[ChunkSource],
+    out: Path,
+    *,
+    attrs: Mapping[str, Any],
+    encoding: StoreEncoding,
+    shapes: Mapping[str, tuple[int, ...]] | None = None,
+    progress: bool | None = None,
+) -> Path:
+    """Assemble a store at ``out`` from clips already encoded as chunks (module docstring).
+
+    Clip ``i`` of the store is ``clips[i]()``. Per-clip shapes come from the first clip
+    (or ``shapes`` for an empty store); a clip whose shapes differ raises
+    :class:`StoreError` and ``out`` is left as it was. The result is byte-identical to
+    :func:`~lipflow.tasks.contracts.store_writer.write_store` of the same clips.
+    """
+    out = Path(out)
+    group_attrs = group_attributes(attrs, encoding)
+    n = len(clips)
+    per_shard = encoding.clips_per_shard
+    with atomic_path(out) as tmp:
+        first = clips[0]() if clips else None
+        if first is not None:
+            shapes = {key: first[key].shape for key in ARRAY_DTYPES}
+        elif shapes is None:
+            from lipflow.tasks.contracts.store_writer import _shapes_from_params
+
+            shapes = _shapes_from_params(group_attrs)
+        arrays = create_arrays(tmp, group_attrs, shapes, n, encoding)
+        with tqdm(total=n, unit="clip", desc=f"store {out.name}",
+                  disable=not show_progress(progress)) as bar:
+            for start in range(0, n, per_shard):
+                block = [first if i == 0 and first is not None else clips[i]()
+                         for i in range(start, min(n, start + per_shard))]
+                for offset, clip in enumerate(block):
+                    for key, want in shapes.items():
+                        if clip[key].shape != tuple(want):
+                            raise StoreError(
+                                f"clip {start + offset} of the store: '{key}' has shape "
+                                f"{clip[key].shape}, but the store's clips have {tuple(want)} "
+                                "(taken from the first clip); all clips of a store must match")
+                for key, array in arrays.items():
+                    _write_shard(array, [clip[key] for clip in block], start // per_shard)
+                bar.update(len(block))
+    return out
+
+
+def _write_shard(array: zarr.Array, clips: Sequence[EncodedArray], shard: int) -> None:
+    """Concatenate ``clips``' chunk bytes into shard number ``shard`` of ``array`` (with
+    zarr's sharding codec, so chunk order and index are zarr's own)."""
+    sharding = array.metadata.codecs[0]
+    shard_shape = array.metadata.chunk_grid.chunk_shape
+    per_shard = tuple(s // c for s, c in zip(shard_shape, sharding.chunk_shape, strict=True))
+    prototype = default_buffer_prototype()
+    chunks = {}
+    for index, clip in enumerate(clips):
+        for t, data in enumerate(clip.chunks):
+            if data is not None:
+                chunks[_chunk_coords(clip.shape, index, t)] = prototype.buffer.from_bytes(data)
+    encoded = sync(sharding._encode_shard_dict(chunks, chunks_per_shard=per_shard,
+                                               buffer_prototype=prototype))
+    if encoded is None:  # every chunk is fill value: zarr writes no shard file
+        return
+    key = array.metadata.encode_chunk_key((shard, *((0,) * (len(shard_shape) - 1))))
+    sync((array.store_path / key).set(encoded))
