@@ -7,9 +7,9 @@ knows where it runs.
 
 Why a process pool by default: preprocessing is CPU-bound Python (face detection, video
 decoding, feature extraction) that holds the GIL, so threads would serialise it. Tasks
-pass *paths* between each other, never large arrays, which keeps every runner cheap to
-move work through (a process pool pickles arguments; a Dask cluster ships them over the
-network).
+pass paths and small rows, never arrays; on Dask and Ray, whose workers may share no disk
+with the driver, a prepare batch comes back as one encoded result file's bytes
+(``flows/prepare.py``), which is what a cluster's result transport is built for.
 
 Why Dask/Ray come through ``prefect-dask`` / ``prefect-ray``: those packages map Prefect
 task submission onto the cluster's scheduler and keep task states in the Prefect UI; we

@@ -25,12 +25,14 @@ column, including ``video_sha256``, in order), the speaker's effective
 lipflow's ``tasks`` package (:func:`code_digest`: any code edit recomputes everything,
 rather than mixing clips from two versions in one store).
 
-Temp disk (measured on GRID s1, 989 kept 75-frame clips at 96 px): a kept clip takes
-1.33 MB in its batch result (3.0 MB as an uncompressed ``.npy`` record); a default batch
-of 100 GRID videos ~130 MB, written in the run's work folder and renamed (no copy) into
-the results folder. A speaker's results stay on disk until its store is written: 1.31 GB
-at the peak for GRID s1, beside its 2.6 GB store, where one ``.npy`` per clip took 3.0 GB
-and a killed run left them behind for good.
+Temp disk: a batch result holds its clips in the store's own encoding, so a speaker's
+results are about as large as its store (with the default ``jpeg`` codec ~0.5 MB a GRID
+clip, ~50 MB for a default batch of 100 GRID videos; a lossless codec ~2.6 MB a clip).
+A worker writes one result at a time (in the run's work folder, or in its own ``TMPDIR``
+on a cluster) and renames it into the results folder, where the results stay until the
+store is written: at the peak, the store's size twice. Before, results held
+zstd-compressed records (1.33 MB a clip), and one ``.npy`` per clip took 3.0 MB and was
+left behind by a killed run.
 """
 
 from __future__ import annotations
