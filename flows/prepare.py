@@ -12,15 +12,15 @@ What to prepare, the provenance each store records and the packing live in
 
 from __future__ import annotations
 
+import queue
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import as_completed
 
 from lipflow.flows.artifacts import publish_speaker_table, speaker_rows
 from lipflow.flows.progress import ProgressArtifact, bar
@@ -110,15 +110,31 @@ def _gather(futures: dict[Any, Batch], videos: int, done_videos: int, *, label: 
     tracker = ProgressArtifact(videos, f"{label}: videos preprocessed")
     tracker.advance(done_videos)
     results: dict[int, Any] = {}
-    with_bar = bar(as_completed(list(futures)), total=len(futures), desc=f"preprocess {label}",
+    with_bar = bar(_completed(futures), total=len(futures), desc=f"preprocess {label}",
                    progress=progress, unit="batch")
-    for future in with_bar:
-        batch = futures.pop(future)
+    for future, batch in with_bar:
         value = future.result()
         results[batch.index] = keep(batch, value) if keep else value
         del future, value
         tracker.advance(len(batch.records))
     return results
+
+
+def _completed(futures: dict[Any, Batch]) -> Iterator[tuple[Any, Batch]]:
+    """``(future, batch)`` as each finishes, taking each out of ``futures`` as it goes.
+
+    Why not ``prefect.futures.as_completed``: it keeps every future (and so every
+    finished result) referenced until the last one is done, which for results sent back
+    as bytes would hold a whole speaker's store in the driver's memory.
+    """
+    finished: queue.Queue[Any] = queue.Queue()
+    for future in futures:
+        # Prefect's own rule for "done": its callback when the future has one
+        register = getattr(future, "_add_prefect_done_callback", None) or future.add_done_callback
+        register(finished.put)
+    for _ in range(len(futures)):
+        future = finished.get()
+        yield future, futures.pop(future)
 
 
 def runner_shares_disk() -> bool:
