@@ -13,7 +13,7 @@ parallel), so the driver assembles shards by concatenating bytes, decoding nothi
 held each clip as a zstd-compressed ``.npy`` record that the driver decoded (~9 ms a
 GRID clip) and encoded again into the store, after the worker had spent ~13 ms encoding
 it. A result is as large as its clips are in the store (with the default ``jpeg``
-codec ~0.4 MB a GRID clip, against 1.33 MB as a compressed record and 3.0 MB raw).
+codec ~0.57 MB a GRID clip, against 1.33 MB as a compressed record and 3.0 MB raw).
 
 Stored zip members keep one file per batch that any runner can write with a temp name
 and a rename, or send back to the driver as bytes (:func:`result_bytes`), and the

@@ -26,8 +26,8 @@ lipflow's ``tasks`` package (:func:`code_digest`: any code edit recomputes every
 rather than mixing clips from two versions in one store).
 
 Temp disk: a batch result holds its clips in the store's own encoding, so a speaker's
-results are about as large as its store (with the default ``jpeg`` codec ~0.5 MB a GRID
-clip, ~50 MB for a default batch of 100 GRID videos; a lossless codec ~2.6 MB a clip).
+results are about as large as its store (with the default ``jpeg`` codec ~0.57 MB a GRID
+clip, ~57 MB for a default batch of 100 GRID videos; lossless ``lz4`` ~2.8 MB a clip).
 A worker writes one result at a time (in the run's work folder, or in its own ``TMPDIR``
 on a cluster) and renames it into the results folder, where the results stay until the
 store is written: at the peak, the store's size twice. Before, results held
