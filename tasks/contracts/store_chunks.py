@@ -11,13 +11,15 @@ concatenates those bytes into shard files and writes each shard's index
 (:func:`write_store_from_chunks`): no pixel is decoded or re-encoded on the way.
 
 Byte-identity with :func:`lipflow.tasks.contracts.store_writer.write_store`: the chunks
-are encoded by zarr itself, through an in-memory array with the store array's chunk
-shape and codecs (so a chunk that holds only the fill value is left out, as zarr leaves
-it out of a shard, and a chunk past the end of a clip is padded with the fill value as
-zarr pads it), and a shard is laid out by zarr's own sharding codec (chunks in Morton
-order, then the index with its CRC32C). ``tests/test_stores.py`` compares the two paths
+are encoded by zarr's own codec pipeline for the store array's chunk shape and codecs
+(a chunk that holds only the fill value is left out, as zarr leaves it out of a shard,
+and a chunk past the end of a clip is padded with the fill value, as zarr pads it), and
+a shard is laid out by zarr's own sharding codec (chunks in Morton
+order, then the index with its CRC32C). ``tests/test_store_chunks.py`` compares the two
 file by file, for every codec, a partial last shard and a clip length that is not a
-multiple of ``frames_per_chunk``.
+multiple of ``frames_per_chunk``. Both steps call zarr internals (the sharding codec's
+``_encode_shard_dict``, an array's ``codec_pipeline``) rather than re-implement them; zarr
+is pinned in ``requirements.lock``, and that test fails on a release that changes them.
 """
 
 from __future__ import annotations
