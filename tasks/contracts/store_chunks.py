@@ -6,7 +6,7 @@ encoded it into the store: ~13 ms to encode and ~9 ms to decode a GRID clip on t
 store's own encoding, all of it in the one driver process while the workers sat idle. A
 store chunk is one clip along N (``store_layout``), so a chunk's bytes depend only on
 its clip: a worker can encode its clips into the store's final chunk encoding
-(:func:`encode_clip_chunks`, the JPEG / Blosc work done in parallel) and the driver only
+(:class:`ClipChunkEncoder`, the JPEG / Blosc work done in parallel) and the driver only
 concatenates those bytes into shard files and writes each shard's index
 (:func:`write_store_from_chunks`): no pixel is decoded or re-encoded on the way.
 

@@ -20,8 +20,15 @@ from typing import Any
 
 from lipflow.tasks import __version__
 from lipflow.tasks.contracts.clip_manifest import write_clip_manifest
+from lipflow.tasks.contracts.clip_record import CLIP_READ_ERRORS, load_clip
 from lipflow.tasks.contracts.raw_manifest import file_sha256, read_raw_manifest
-from lipflow.tasks.contracts.store_chunks import write_store_from_chunks
+from lipflow.tasks.contracts.store_chunks import (
+    ChunkSource,
+    ClipChunkEncoder,
+    EncodedClip,
+    write_store_from_chunks,
+)
+from lipflow.tasks.contracts.store_layout import StoreError
 from lipflow.tasks.prepare.batches import Batch, keyed, plan_batches, video_seconds
 from lipflow.tasks.prepare.results import RESULT_READ_ERRORS, read_rows, store_encoding
 from lipflow.tasks.prepare.resume import result_path
@@ -112,15 +119,34 @@ def pack_store(job: SpeakerJob, rows: Sequence[Mapping[str, Any]], attrs: Mappin
     A kept row's ``clip_path`` is its clip inside a batch result
     (:class:`lipflow.tasks.prepare.results.BatchClip`), already encoded as store chunks:
     the store's shards are concatenated from them, nothing is decoded
-    (:func:`lipflow.tasks.contracts.store_chunks.write_store_from_chunks`).
+    (:func:`lipflow.tasks.contracts.store_chunks.write_store_from_chunks`). It may also be
+    a per-clip ``.npy`` record (``preprocess_video`` without ``save``), encoded here.
     """
     ordered = order_rows(rows)
-    kept = [r["clip_path"] for r in ordered if r["kept"]]
-    write_store_from_chunks(kept, job.store, attrs=attrs,
-                            encoding=store_encoding(job.settings.features), progress=progress)
+    encoding = store_encoding(job.settings.features)
+    encoder = ClipChunkEncoder(encoding)
+    kept = [_chunk_source(r["clip_path"], encoder) for r in ordered if r["kept"]]
+    write_store_from_chunks(kept, job.store, attrs=attrs, encoding=encoding, progress=progress)
     write_clip_manifest([{k: v for k, v in r.items() if k != "clip_path"} for r in ordered],
                         clip_manifest_path(job.store))
     return job.store
+
+
+def _chunk_source(value: Any, encoder: ClipChunkEncoder) -> ChunkSource:
+    """A kept row's clip as a chunk source: a batch result's clip as it is, a per-clip
+    record file read and encoded when its shard is assembled."""
+    if callable(value):
+        return value
+    path = Path(value)
+
+    def encode() -> EncodedClip:
+        try:
+            arrays = load_clip(path)
+        except CLIP_READ_ERRORS as err:
+            raise StoreError(f"per-clip file {path} is not a readable clip record: {err}") from err
+        return encoder.encode(arrays, str(path))
+
+    return encode
 
 
 @dataclass(frozen=True)
