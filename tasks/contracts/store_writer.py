@@ -9,15 +9,18 @@ shard's worth of clips in memory (one array at a time, to bound memory) and writ
 region in a single assignment aligned to shard boundaries.
 
 The store is written to a temp folder beside ``out`` and renamed over it, so an
-interrupted run leaves the previous store untouched; the same inputs and attrs give
+interrupted run leaves the previous store untouched (at an object-store URL: a temp prefix,
+copied over ``out`` and published by a marker written last,
+:mod:`lipflow.tasks.contracts.store_publish`); the same inputs and attrs give
 byte-identical files (JPEG, zstd and Blosc are deterministic and nothing time-dependent
 is stored).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -27,6 +30,14 @@ from tqdm import tqdm
 from zarr.codecs import BloscCodec, ZstdCodec
 
 from lipflow.tasks.common.atomic import atomic_path
+from lipflow.tasks.common.object_store import (
+    ObjectStoreError,
+    describe_error,
+    is_url,
+    location,
+    name_of,
+    storage_options,
+)
 from lipflow.tasks.common.progress import show_progress
 from lipflow.tasks.contracts.clip_record import CLIP_READ_ERRORS, ClipFile
 from lipflow.tasks.contracts.jpeg_codec import JpegFrames
@@ -42,6 +53,7 @@ from lipflow.tasks.contracts.store_layout import (
     StoreError,
     encoding_record,
 )
+from lipflow.tasks.contracts.store_publish import publishing
 
 #: Arrays whose input dtype must match exactly: casting would silently corrupt them
 #: (float audio scaled to [-1, 1] cast to int16 is all zeros; float frames wrap).
@@ -166,7 +178,7 @@ def _json_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
 
 def write_store(
     clip_paths: Sequence[Path | ClipSource],
-    out: Path,
+    out: Path | str,
     *,
     attrs: Mapping[str, Any],
     clips_per_shard: int = DEFAULT_CLIPS_PER_SHARD,
@@ -175,7 +187,8 @@ def write_store(
     frames_per_chunk: int = DEFAULT_FRAMES_PER_CHUNK,
     jpeg_quality: Mapping[str, int] | None = None,
     progress: bool | None = None,
-) -> Path:
+    mark: bool = True,
+) -> Path | str:
     """Pack per-clip files (contract section 2) into a sharded Zarr store at ``out``.
 
     Clip ``i`` of the store is ``clip_paths[i]`` (a path, or a :class:`ClipSource`); the
@@ -194,9 +207,15 @@ def write_store(
     clip of ``face`` / ``mouth`` into chunks of that many frames inside its shard, so a
     window decodes only the chunks it overlaps (0: one chunk per clip). ``progress=None``
     shows a bar only when stderr is a terminal.
+
+    ``out`` may be an object-store URL (``s3://bucket/prefix/s1.zarr``): the store is then
+    written to a temp prefix and published by
+    :func:`lipflow.tasks.contracts.store_publish.publishing` (the marker is written last,
+    unless ``mark=False``: the caller writes the clip manifest first and then calls
+    :func:`~lipflow.tasks.contracts.store_publish.mark_published`).
     """
     paths = [p if isinstance(p, ClipSource) else Path(p) for p in clip_paths]
-    out = Path(out)
+    out = location(out)
     if clips_per_shard < 1:
         raise StoreError(f"clips_per_shard must be >= 1, got {clips_per_shard}")
     if codec not in CODECS:
@@ -223,8 +242,8 @@ def write_store(
     n = len(paths)
     shapes = _shapes_from_first_clip(paths[0]) if paths else _shapes_from_params(group_attrs)
 
-    with atomic_path(out) as tmp:
-        root = zarr.open_group(str(tmp), mode="w", attributes=group_attrs, zarr_format=3)
+    with _destination(out, mark) as target:
+        root = zarr.open_group(target, mode="w", attributes=group_attrs, zarr_format=3)
         arrays = {
             key: root.create_array(
                 key,
@@ -237,13 +256,31 @@ def write_store(
             )
             for key, shape in shapes.items()
         }
-        with tqdm(total=n, unit="clip", desc=f"store {out.name}",
+        with tqdm(total=n, unit="clip", desc=f"store {name_of(out)}",
                   disable=not show_progress(progress)) as bar:
             for start in range(0, n, clips_per_shard):
                 batch = paths[start : start + clips_per_shard]
                 _write_shard(arrays, shapes, batch, start)
                 bar.update(len(batch))
     return out
+
+
+@contextlib.contextmanager
+def _destination(out: Path | str, mark: bool) -> Iterator[Any]:
+    """What ``zarr.open_group`` writes to: a temp folder renamed over ``out`` (local), or an
+    fsspec store on a temp prefix published over ``out`` (URL; module docstring)."""
+    if is_url(out):
+        from zarr.storage import FsspecStore
+
+        with publishing(str(out), mark=mark) as tmp:
+            try:
+                yield FsspecStore.from_url(tmp, storage_options=storage_options(tmp),
+                                           read_only=False)
+            except (OSError, PermissionError) as err:
+                raise ObjectStoreError(describe_error(str(out), err)) from None
+        return
+    with atomic_path(Path(out)) as tmp:
+        yield str(tmp)
 
 
 def _chunk_shape(key: str, shape: tuple[int, ...], frames_per_chunk: int) -> tuple[int, ...]:
