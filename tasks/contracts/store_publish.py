@@ -43,14 +43,14 @@ from lipflow.tasks.common.object_store import (
     ObjectStoreError,
     describe_error,
     filesystem,
-    is_url,
     name_of,
-    with_name,
 )
 from lipflow.tasks.contracts.store_layout import StoreError
 
 MARKER = "lipflow-published.json"
 MARKER_FORMAT = 1
+#: The keys of the marker's JSON (docs/contracts.md lists each).
+MARKER_KEYS = ("format", "store", "objects", "bytes", "manifest", "manifest_sha256")
 
 
 def marker_url(store: str) -> str:
@@ -121,6 +121,7 @@ def mark_published(store: str, manifest: str | None = None) -> dict[str, Any]:
         "manifest": name_of(manifest) if manifest else None,
         "manifest_sha256": _sha256(manifest) if manifest else None,
     }
+    assert tuple(record) == MARKER_KEYS
     fs.pipe_file(posixpath.join(path, MARKER), json.dumps(record, sort_keys=True).encode())
     fs.invalidate_cache()
     return record
@@ -167,12 +168,5 @@ def _exists(fs: Any, path: str, url: str) -> bool:
         raise ObjectStoreError(describe_error(url, err)) from None
 
 
-def published_manifest(store: str) -> str:
-    """The clip manifest URL beside a store URL (``<stem>.parquet``)."""
-    name = name_of(store)
-    stem = name[: -len(".zarr")] if name.endswith(".zarr") else name
-    return str(with_name(store, stem + ".parquet"))
-
-
-__all__ = ["MARKER", "check_manifest", "is_url", "mark_published", "publishing",
+__all__ = ["MARKER", "MARKER_KEYS", "check_manifest", "mark_published", "publishing",
            "require_published", "withdraw"]
