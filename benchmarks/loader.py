@@ -296,35 +296,46 @@ def main() -> None:
 
 def s3_figures(args: argparse.Namespace, npz_paths: list[Path], attrs: dict,
                variant: tuple[str, ...], stores: dict[str, Path], work: Path) -> None:
-    """The first variant's store written again to ``s3://`` on a loopback moto server (same
+    """The first variant's store written again to ``s3://`` on a loopback moto server (its own
+    process; same
     clips, same run), and ClipWindowDataset's samples/second from it beside the local copy.
 
     Why moto on loopback: no cloud account or network; the figure is a floor for the
     request path (one ranged GET per array per window: HTTP, signing, moto's handling),
     not a prediction for a real bucket, whose latency is higher and bandwidth wider.
     """
-    import logging
     import socket
+    import subprocess
 
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    # its own process (moto's `moto_server`), so the server does not share this one's GIL
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                               "-p", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise RuntimeError("moto server did not start") from None
+            time.sleep(0.2)
     saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                                             "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")}
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
                       AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", AWS_DEFAULT_REGION="us-east-1")
     try:
-        from lipflow.tasks.common.object_store import filesystem
         from lipflow.tasks.contracts.store_publish import mark_published
 
         codec, fpc, reader = variant
-        fs, _ = filesystem("s3://bench")
-        fs.mkdir("bench")
+        import boto3
+
+        boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).create_bucket(
+            Bucket="bench")
         url = "s3://bench/features/bench.zarr"
         t0 = time.perf_counter()
         write_store(npz_paths, url, attrs=attrs, clips_per_shard=args.clips_per_shard,
@@ -342,13 +353,14 @@ def s3_figures(args: argparse.Namespace, npz_paths: list[Path], attrs: dict,
         random.Random(0).shuffle(order)
         rates = paired_rates(fns, order, args.repeat, None)
         base = statistics.median(rates["local"])
-        print(f"\nS3 (moto on loopback; {codec}/{fpc}/{reader} store written there in "
-              f"{write_s:.2f} s), window 25 frames, video+mel, warm page cache locally:")
+        print(f"\nS3 (moto server process on loopback; {codec}/{fpc}/{reader} store written "
+              f"there in {write_s:.2f} s), window 25 frames, video+mel, warm page cache locally:")
         for name, values in rates.items():
             ratio = statistics.median(values) / base
             print(f"  {name:6s} {spread(values)}  ratio {ratio:6.2f}x")
     finally:
-        server.stop()
+        server.terminate()
+        server.wait(timeout=30)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
