@@ -79,6 +79,23 @@ def test_prepare_to_s3_writes_the_local_store_byte_for_byte(s3, s3_store, local_
         "features/grid/s1.parquet"}
 
 
+def test_summary_and_audit_read_the_s3_store_and_its_marker(s3_store, local_store):
+    import hashlib
+
+    from lipflow.tasks.contracts.store_reader import store_summary
+    from lipflow.tasks.ops.audit import audit_store
+
+    remote, local = store_summary(s3_store), store_summary(local_store)
+    assert remote["arrays"] == local["arrays"] and remote["num_clips"] == local["num_clips"]
+    assert remote["num_files"] == local["num_files"] + 1  # the marker
+    report = audit_store(s3_store)
+    assert report["arrays"] == audit_store(local_store)["arrays"]
+    marker = report["published"]
+    assert marker["objects"] == local["num_files"] and marker["bytes"] == local["bytes"]
+    manifest = local_store.with_suffix(".parquet").read_bytes()
+    assert marker["manifest_sha256"] == hashlib.sha256(manifest).hexdigest()
+
+
 def test_clip_window_dataset_reads_the_s3_store(s3_store, local_store):
     from lipflow.models.dataset import ClipWindowDataset
 
