@@ -8,9 +8,10 @@ overhead per call whatever the size (measured on zarr 3.1), more than decoding a
 lz4. A training loader reads several arrays per item, so :class:`ClipReader` reads the
 writer's layout directly: it parses the array's ``zarr.json`` once, caches each shard's
 index (the sharding spec's ``(offset, nbytes)`` table at the shard's end, crc32c-checked),
-and per read does one ``pread`` (a clip's chunks lie back to back) and one numcodecs decode
-per chunk. It accepts only the layout :mod:`lipflow.tasks.contracts.store_writer` writes
-(or any zarr v3 array of the same shape: sharded along axis 0, chunk one clip or a run of
+and per read does one ``pread`` per chunk (one for all when they lie back to back) and one
+numcodecs decode per chunk; at an ``s3://`` URL the same reads are ranged GETs, merged
+and sent concurrently (:class:`_RemoteFiles`). It accepts only the layout
+:mod:`lipflow.tasks.contracts.store_writer` writes (or any zarr v3 array of the same shape: sharded along axis 0, chunk one clip or a run of
 frames, bytes + at most one of zstd / blosc, or ``imagecodecs_jpeg`` alone) and raises
 :class:`~lipflow.tasks.contracts.store_layout.StoreError` otherwise, so a caller can fall
 back to plain zarr.
@@ -238,7 +239,8 @@ class ClipReader:
         data, base = None, 0
         parts: list[bytes | None] | None = None
         if self.compressor is not None and len(entries) > 1:
-            # a clip's chunks lie back to back in its shard: one pread for all of them
+            # chunks back to back (one-clip shards): one pread for all of them; zarr writes a
+            # shard of several clips in Morton order, which interleaves their chunks
             ends = [o + n for o, n in entries]
             if all(o == e for (o, _), e in zip(entries[1:], ends, strict=False)):
                 base = entries[0][0]
