@@ -11,8 +11,9 @@ index (the sharding spec's ``(offset, nbytes)`` table at the shard's end, crc32c
 and per read does one ``pread`` per chunk (one for all when they lie back to back) and one
 numcodecs decode per chunk; at an ``s3://`` URL the same reads are ranged GETs, merged
 and sent concurrently (:class:`_RemoteFiles`). It accepts only the layout
-:mod:`lipflow.tasks.contracts.store_writer` writes (or any zarr v3 array of the same shape: sharded along axis 0, chunk one clip or a run of
-frames, bytes + at most one of zstd / blosc, or ``imagecodecs_jpeg`` alone) and raises
+:mod:`lipflow.tasks.contracts.store_writer` writes (or any zarr v3 array of the same shape:
+sharded along axis 0, chunk one clip or a run of frames, bytes + at most one of zstd /
+blosc, or ``imagecodecs_jpeg`` alone) and raises
 :class:`~lipflow.tasks.contracts.store_layout.StoreError` otherwise, so a caller can fall
 back to plain zarr.
 """
