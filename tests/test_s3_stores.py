@@ -199,3 +199,37 @@ def test_bad_url_missing_bucket_or_credentials_is_one_line(s3, raw, out, env, me
     _, errors = proc.communicate(timeout=120)
     assert proc.returncode == 2, errors
     assert message in errors and errors.strip().count("\n") == 0, errors
+
+
+def test_republishing_replaces_a_store_and_a_failed_write_keeps_the_old_one(s3, tmp_path):
+    """write_store over a published URL: the new store replaces the old one object for
+    object (several shards, a manifest, the marker); a write that fails leaves the previous
+    store published and readable, and no temp prefix behind."""
+    from lipflow.tasks.contracts.clip_manifest import write_clip_manifest
+    from lipflow.tasks.contracts.store_layout import manifest_path_for
+    from lipflow.tasks.contracts.store_publish import mark_published, require_published
+    from lipflow.tasks.contracts.store_reader import read_store
+    from lipflow.tasks.contracts.store_writer import write_store
+    from tests.support.clips import build_store, clip_rows, store_attrs, write_fake_clips
+
+    url = f"s3://{BUCKET}/replace/s1.zarr"
+    old = write_fake_clips(tmp_path / "old", 3, seed=1)
+    write_store(old, url, attrs=store_attrs(), clips_per_shard=2, progress=False)
+    assert require_published(url)["manifest"] is None
+    local, new = build_store(tmp_path / "local", 5, seed=2, clips_per_shard=2)
+
+    write_store(new, url, attrs=store_attrs(), clips_per_shard=2, progress=False, mark=False)
+    with pytest.raises(StoreError, match="is not published"):
+        read_store(url)  # copied, manifest not yet written: still not published
+    write_clip_manifest(clip_rows(new), manifest_path_for(url))
+    mark_published(url, str(manifest_path_for(url)))
+    objects = {k.removeprefix("replace/s1.zarr/"): v
+               for k, v in s3.keys(BUCKET, "replace/s1.zarr/").items() if not k.endswith(MARKER)}
+    assert objects == {p.relative_to(local).as_posix(): p.read_bytes()
+                       for p in local.rglob("*") if p.is_file()}
+
+    broken = [*new[:4], tmp_path / "missing.npy"]  # the fifth clip does not exist
+    with pytest.raises(StoreError, match="does not exist"):
+        write_store(broken, url, attrs=store_attrs(), clips_per_shard=2, progress=False)
+    assert read_store(url)["valid_frames"].shape == (5,)  # the previous store, still published
+    assert not [k for k in s3.keys(BUCKET, "replace/") if ".tmp/" in k]
