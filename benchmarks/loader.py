@@ -23,8 +23,10 @@ Prints samples/second for the same windows in the same (shuffled) order, single 
 one thread everywhere (BLAS, torch, OpenCV, Blosc), and bytes on disk per hour of prepared
 data. Each figure is the median of ``--repeat`` passes, the Zarr and JPEG passes
 interleaved so both see the same load on a shared machine; the spread (min-max) is shown.
-``warm``: files in the page cache; ``cold``: evicted before each pass. No asserts: figures
-and ratios only. Run: ``.venv/bin/python benchmarks/loader.py [--clips 64]``.
+``warm``: files in the page cache; ``cold``: evicted before each pass. Last, the shipped
+variant's store is written to ``s3://`` on a moto server on loopback and read through the
+same Dataset beside the local store (:func:`s3_figures`; ``--no-s3`` skips it). No asserts:
+figures and ratios only. Run: ``.venv/bin/python benchmarks/loader.py [--clips 64]``.
 """
 
 from __future__ import annotations
@@ -191,6 +193,8 @@ def main() -> None:
     parser.add_argument("--level", type=int, default=3, help="compressor_level for all codecs")
     parser.add_argument("--repeat", type=int, default=5, help="passes per figure (median)")
     parser.add_argument("--no-cold", action="store_true", help="skip the cold-cache lines")
+    parser.add_argument("--no-s3", action="store_true",
+                        help="skip the S3 figure (moto server on loopback)")
     parser.add_argument("--workdir", type=Path, help="keep the layouts here (default: temp)")
     args = parser.parse_args()
     threadpool_limits(1)  # BLAS / OpenMP pools
@@ -283,9 +287,85 @@ def main() -> None:
                     for name, values in rates.items():
                         print(f"      zarr {name:16s} {spread(values)}  "
                               f"ratio {statistics.median(values) / base:6.2f}x")
+        if not args.no_s3:
+            s3_figures(args, npz_paths, attrs, variants[0], stores, work)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def s3_figures(args: argparse.Namespace, npz_paths: list[Path], attrs: dict,
+               variant: tuple[str, ...], stores: dict[str, Path], work: Path) -> None:
+    """The first variant's store written again to ``s3://`` on a loopback moto server (its own
+    process; same
+    clips, same run), and ClipWindowDataset's samples/second from it beside the local copy.
+
+    Why moto on loopback: no cloud account or network; the figure is a floor for the
+    request path (one ranged GET per array per window: HTTP, signing, moto's handling),
+    not a prediction for a real bucket, whose latency is higher and bandwidth wider.
+    """
+    import socket
+    import subprocess
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # its own process (moto's `moto_server`), so the server does not share this one's GIL
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                               "-p", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise RuntimeError("moto server did not start") from None
+            time.sleep(0.2)
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                            "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")}
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+                      AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", AWS_DEFAULT_REGION="us-east-1")
+    try:
+        from lipflow.tasks.contracts.store_publish import mark_published
+
+        codec, fpc, reader = variant
+        import boto3
+
+        boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).create_bucket(
+            Bucket="bench")
+        url = "s3://bench/features/bench.zarr"
+        t0 = time.perf_counter()
+        write_store(npz_paths, url, attrs=attrs, clips_per_shard=args.clips_per_shard,
+                    compressor_level=0 if codec == "none" else args.level, codec=codec,
+                    frames_per_chunk=int(fpc), progress=False, mark=False)
+        write_clip_manifest(manifest_rows(args.clips), manifest_path_for(url))
+        mark_published(url, str(manifest_path_for(url)))
+        write_s = time.perf_counter() - t0
+        fns: dict[str, Callable[[int], object]] = {}
+        for name, store in (("local", stores[f"{codec}/{fpc}"]), ("s3", url)):
+            data = ClipWindowDataset([store], modality="face", reader=reader, window_frames=25,
+                                     stride_frames=args.stride, include=("video", "mel"))
+            fns[name] = data.__getitem__
+        order = list(range(len(data)))
+        random.Random(0).shuffle(order)
+        rates = paired_rates(fns, order, args.repeat, None)
+        base = statistics.median(rates["local"])
+        print(f"\nS3 (moto server process on loopback; {codec}/{fpc}/{reader} store written "
+              f"there in {write_s:.2f} s), window 25 frames, video+mel, warm page cache locally:")
+        for name, values in rates.items():
+            ratio = statistics.median(values) / base
+            print(f"  {name:6s} {spread(values)}  ratio {ratio:6.2f}x")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 if __name__ == "__main__":

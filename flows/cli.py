@@ -305,7 +305,7 @@ def track(
 
 
 def _check_prepare_inputs(corpus: str, speakers: list[str], root: Path | None,
-                          out: Path | None, fps: float | None, runner: str | None,
+                          out: str | None, fps: float | None, runner: str | None,
                           address: str | None, max_workers: int | None) -> None:
     """Runner, speakers and raw inputs of ``lipflow prepare``, with light imports only.
 
@@ -316,13 +316,16 @@ def _check_prepare_inputs(corpus: str, speakers: list[str], root: Path | None,
     ``speaker_jobs`` itself, still before Prefect.
     """
     from lipflow.tasks.common.errors import ConfigError
+    from lipflow.tasks.common.object_store import check_bucket, is_url
     from lipflow.tasks.settings.paths import corpus_roots, raw_manifest_path
 
     _check_runner(runner, address, max_workers)
     if corpus not in ("grid", "lip2wav") and fps is None:
         # the rule of tasks.prepare.settings.speaker_settings, answered sooner
         raise ConfigError(f"corpus '{corpus}' has no params section: give --fps")
-    raw, _ = corpus_roots(load_params(), corpus, root, out)
+    raw, features = corpus_roots(load_params(), corpus, root, out)
+    if is_url(features):  # a misspelt bucket or unset credentials: now, not after the work
+        check_bucket(str(features))
     if not raw.is_dir():
         raise ConfigError(f"no raw {corpus} corpus at {raw}: run `lipflow download {corpus}` "
                           "first, or give --root")
@@ -339,7 +342,8 @@ def prepare(
     corpus: Annotated[str, typer.Argument(help="grid, lip2wav, or a user corpus name.")],
     speakers: Annotated[list[str], typer.Argument(help="Speakers to prepare.")],
     root: RootOption = None,
-    out: Annotated[Path | None, typer.Option(help="Features root (default: from params).")] = None,
+    out: Annotated[str | None, typer.Option(
+        help="Features root: a folder or an s3:// URL (default: from params).")] = None,
     fps: Annotated[float | None, typer.Option(help="Frame rate for a user corpus.")] = None,
     runner: RunnerOption = None,
     address: AddressOption = None,
@@ -596,6 +600,11 @@ def audit(
 
     if fmt not in ("md", "json"):
         raise ConfigError(f"--format must be md or json, not {fmt!r}")
+    from lipflow.tasks.common.object_store import is_url
+
+    if rev_a and is_url(rev_a):  # a store at an s3:// URL (only a published one)
+        typer.echo(render_store(audit_store(rev_a), fmt))  # type: ignore[arg-type]
+        return
     if rev_a and (Path(rev_a) / "zarr.json").is_file():
         typer.echo(render_store(audit_store(Path(rev_a)), fmt))  # type: ignore[arg-type]
         return

@@ -64,7 +64,7 @@ _BATCH_TASK = {"retries": 1, "retry_condition_fn": retry_unless_deterministic,
 class PreparedSpeaker:
     """A written store and the summary of the run that wrote it."""
 
-    store: Path
+    store: Path | str  # a URL for a store on object storage
     summary: PrepareSummary
 
 
@@ -93,7 +93,7 @@ def preprocess_clips_task(batch: Batch, raw_root: Path, work_dir: Path,
 
 @task(name="write-speaker-store", task_run_name="write-store-{job.speaker}")
 def write_speaker_store(job: SpeakerJob, rows: Sequence[Mapping[str, Any]],
-                        attrs: Mapping[str, Any], progress: bool | None) -> Path:
+                        attrs: Mapping[str, Any], progress: bool | None) -> Path | str:
     """Pack this speaker's kept clips into its store and write the clip manifest beside it."""
     return pack_store(job, rows, attrs, progress)
 
@@ -156,7 +156,7 @@ def prepare_speaker(job: SpeakerJob, revision: str, task_seconds: float,
                     progress: bool | None) -> PreparedSpeaker:
     """Batches not yet finished -> results beside the store -> the store; then clean up."""
     started = time.perf_counter()
-    work_dir = claim_work_dir(job.store)
+    work_dir = claim_work_dir(job.work_store)
     try:
         plan = plan_speaker(job, task_seconds)
         done = finished_batches(job, plan.batches)
@@ -165,12 +165,13 @@ def prepare_speaker(job: SpeakerJob, revision: str, task_seconds: float,
         if len(todo) == 1:  # one task: starting a worker pool would cost more than it gives
             (batch,) = todo
             paths = {batch.index: preprocess_batch_task(
-                batch, job.raw_root, work_dir, job.settings, result_path(job.store, batch.key))}
+                batch, job.raw_root, work_dir, job.settings,
+                result_path(job.work_store, batch.key))}
             ProgressArtifact(plan.videos, f"{job.label}: videos preprocessed").advance(
                 plan.videos)
         elif runner_shares_disk():
             futures = {preprocess_batch_task.submit(b, job.raw_root, work_dir, job.settings,
-                                                    result_path(job.store, b.key)): b
+                                                    result_path(job.work_store, b.key)): b
                        for b in todo}
             paths = _gather(futures, plan.videos, done_videos, label=job.label,
                             progress=progress)
@@ -185,7 +186,7 @@ def prepare_speaker(job: SpeakerJob, revision: str, task_seconds: float,
         done.update({index: read_rows(path, encoding) for index, path in paths.items()})
         rows = [row for index in sorted(done) for row in done[index]]
         store = write_speaker_store(job, rows, store_attributes(job, revision), progress)
-        remove_results(job.store, work_dir)
+        remove_results(job.work_store, work_dir)
     finally:
         release_work_dir(work_dir)
     summary = summarise(job.speaker, plan.videos, rows, plan.video_seconds,
@@ -239,7 +240,7 @@ def prepare_flow(jobs: list[SpeakerJob], project: Path, progress: bool | None = 
 
 @flow(name="prepare-from-params", log_prints=True)
 def prepare_from_params_flow(corpus: str, speakers: list[str] | None = None,
-                             root: str | None = None) -> list[Path]:
+                             root: str | None = None) -> list[Path | str]:
     """``prepare`` with everything taken from ``params.yaml`` (for deployments and the UI)."""
     from lipflow.tasks.prepare.batches import task_seconds
     from lipflow.tasks.settings.project import load_params, project_root

@@ -47,9 +47,11 @@ import zarr
 from torch.utils.data import Dataset
 
 from lipflow.tasks.common.errors import LipflowError
+from lipflow.tasks.common.object_store import is_url, join, location
 from lipflow.tasks.contracts.clip_manifest import read_clip_manifest
 from lipflow.tasks.contracts.store_layout import StoreError, manifest_path_for
-from lipflow.tasks.contracts.store_reader import ClipReader, read_store
+from lipflow.tasks.contracts.store_publish import check_manifest
+from lipflow.tasks.contracts.store_reader import ClipReader, open_group, read_store
 from lipflow.tasks.settings.schema import Features
 
 STREAMS = ("video", "mel", "mfec", "wav")
@@ -177,7 +179,7 @@ class ClipWindowDataset(Dataset):
         stride = stride_frames if stride_frames is not None else window_frames
         if stride is not None and stride < 1:
             raise DatasetError(f"stride_frames must be >= 1, got {stride_frames}")
-        self.stores = [Path(p) for p in stores]
+        self.stores = [location(p) for p in stores]  # a local folder or a published URL
         if not self.stores:
             raise DatasetError("ClipWindowDataset needs at least one store")
         self.modality = modality
@@ -201,8 +203,11 @@ class ClipWindowDataset(Dataset):
         self._pid: int | None = None
 
     @staticmethod
-    def _select(store_id: int, path: Path, group: zarr.Group, splits: Sequence[str] | None,
+    def _select(store_id: int, path: Path | str, group: zarr.Group,
+                splits: Sequence[str] | None,
                 split_filter: Callable[[pd.DataFrame], Any] | None) -> pd.DataFrame:
+        if is_url(path):  # the manifest must be the one published with the store
+            check_manifest(str(path), str(manifest_path_for(path)))
         manifest = read_clip_manifest(manifest_path_for(path))
         kept = manifest[manifest["kept"]].reset_index(drop=True)
         stored = group["valid_frames"].shape[0]
@@ -287,13 +292,15 @@ class _ZarrReader:
 _Reader = ClipReader | _ZarrReader
 
 
-def _reader(store: Path, key: str, kind: str) -> _Reader:
+def _reader(store: Path | str, key: str, kind: str) -> _Reader:
     if kind == "direct":
         try:
-            return ClipReader(store / key)
+            return ClipReader(join(store, key))
         except StoreError:
             pass  # a layout ClipReader does not know: zarr reads anything
-    return _ZarrReader(zarr.open_array(str(store / key), mode="r"))
+    if is_url(store):
+        return _ZarrReader(open_group(store)[key])
+    return _ZarrReader(zarr.open_array(str(join(store, key)), mode="r"))
 
 
 def _read_span(array: _Reader, row: int, first: int, length: int) -> np.ndarray:

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from lipflow.tasks.common.errors import ConfigError
+from lipflow.tasks.common.object_store import is_url, name_of
 from lipflow.tasks.settings.paths import features_root, store_path
 
 PARTS = ("train", "val", "test")
@@ -72,12 +73,26 @@ def split_speakers(cfg: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def split_stores(params: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[Path]:
+def _store_exists(store: Path | str) -> bool:
+    """A local store folder, or a *published* store at a URL (its marker object)."""
+    if not is_url(store):
+        return Path(store).is_dir()
+    from lipflow.tasks.contracts.store_layout import StoreError
+    from lipflow.tasks.contracts.store_publish import require_published
+
+    try:
+        require_published(str(store))
+    except StoreError:
+        return False
+    return True
+
+
+def split_stores(params: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[Path | str]:
     """Stores of the split's speakers under the corpus' ``features_root``; all must exist."""
     corpus = cfg.get("corpus", "grid")
     root = features_root(params, corpus)
     stores = [store_path(root, s) for s in split_speakers(cfg)]
-    missing = [s.name for s in stores if not s.is_dir()]
+    missing = [name_of(s) for s in stores if not _store_exists(s)]
     if missing:
         raise ConfigError(
             f"split needs stores that do not exist under {root}: {', '.join(missing)}; "

@@ -61,3 +61,15 @@ def test_store_codecs_and_encoding_attribute_are_documented(project_root: Path) 
         assert f"`{name}`" in section, name
     for key, quality in DEFAULT_JPEG_QUALITY.items():
         assert f"`jpeg_{key}_quality` = {quality}" in section, key
+
+
+def test_store_publish_rule_is_documented(project_root: Path) -> None:
+    """Section 4 states the publish rule for stores at URLs with the marker's real name and
+    every key the writer records in it; operations.md tells users the same marker."""
+    from lipflow.tasks.contracts.store_publish import MARKER, MARKER_KEYS
+
+    section = (project_root / "docs/contracts.md").read_text().split("## 4.")[1].split("## 5.")[0]
+    assert f"`<store>/{MARKER}`" in section
+    for key in MARKER_KEYS:
+        assert f"`{key}`" in section, key
+    assert f"`<store>/{MARKER}`" in (project_root / "docs/operations.md").read_text()

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from lipflow.tasks.common.object_store import is_url
 from lipflow.tasks.contracts.parquet import ManifestError, read_manifest, write_manifest
 from lipflow.tasks.contracts.raw_manifest import WORD_TIMING
 
@@ -75,13 +76,14 @@ def check_store_order(rows: Iterable[Mapping[str, Any]]) -> None:
             )
 
 
-def write_clip_manifest(rows: Iterable[Mapping[str, Any]], path: Path) -> Path:
-    """Validate (schema and store order) and write a clip manifest atomically."""
+def write_clip_manifest(rows: Iterable[Mapping[str, Any]], path: Path | str) -> Path | str:
+    """Validate (schema and store order) and write a clip manifest atomically (a local path
+    or an object-store URL)."""
     rows = list(rows)
     check_store_order(rows)
-    return write_manifest(rows, Path(path), CLIP_SCHEMA)
+    return write_manifest(rows, path if is_url(path) else Path(path), CLIP_SCHEMA)
 
 
-def read_clip_manifest(path: Path) -> pd.DataFrame:
+def read_clip_manifest(path: Path | str) -> pd.DataFrame:
     """Read a clip manifest, checking that it has the documented columns."""
     return read_manifest(path, CLIP_SCHEMA, "clip manifest", "lipflow prepare")

@@ -9,6 +9,7 @@ error naming the command that makes the file).
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,12 @@ import pyarrow.parquet as pq
 
 from lipflow.tasks.common.atomic import atomic_path
 from lipflow.tasks.common.errors import LipflowError
+from lipflow.tasks.common.object_store import (
+    ObjectStoreError,
+    describe_error,
+    filesystem,
+    is_url,
+)
 
 
 class ManifestError(LipflowError):
@@ -41,23 +48,44 @@ def validate_rows(rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> pa.Ta
         raise ManifestError(f"manifest rows do not match the schema: {err}") from err
 
 
-def write_manifest(rows: Iterable[Mapping[str, Any]], path: Path, schema: pa.Schema) -> Path:
-    """Validate and write rows as Parquet at ``path`` through a temp file."""
+def write_manifest(rows: Iterable[Mapping[str, Any]], path: Path | str,
+                   schema: pa.Schema) -> Path | str:
+    """Validate and write rows as Parquet at ``path`` through a temp file (at a URL: one PUT
+    of the whole file, which an object store makes visible at once or not at all)."""
     table = validate_rows(rows, schema)
+    if is_url(path):
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        fs, key = filesystem(str(path))
+        try:
+            fs.pipe_file(key, buffer.getvalue())
+        except Exception as err:  # noqa: BLE001 - botocore raises many kinds; one line each
+            raise ObjectStoreError(describe_error(str(path), err)) from None
+        return path
     with atomic_path(Path(path)) as tmp:
         pq.write_table(table, tmp)
     return Path(path)
 
 
-def read_manifest(path: Path, schema: pa.Schema, kind: str, made_by: str) -> pd.DataFrame:
+def read_manifest(path: Path | str, schema: pa.Schema, kind: str, made_by: str) -> pd.DataFrame:
     """Read a ``kind`` file at ``path`` that must hold ``schema``'s columns.
 
     ``made_by`` is the command that writes it, named in the error when the file is absent.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ManifestError(f"no {kind} at {path}; run `{made_by}` first")
-    table = pq.read_table(path)
+    if is_url(path):
+        fs, key = filesystem(str(path))
+        try:
+            data = fs.cat_file(key)
+        except FileNotFoundError:
+            raise ManifestError(f"no {kind} at {path}; run `{made_by}` first") from None
+        except Exception as err:  # noqa: BLE001 - botocore raises many kinds; one line each
+            raise ObjectStoreError(describe_error(str(path), err)) from None
+        table = pq.read_table(io.BytesIO(data))
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise ManifestError(f"no {kind} at {path}; run `{made_by}` first")
+        table = pq.read_table(path)
     missing = [c for c in schema.names if c not in table.column_names]
     if missing:
         raise ManifestError(f"{path} is not a {kind}: missing columns {missing}")

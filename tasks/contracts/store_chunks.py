@@ -36,7 +36,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 from zarr.storage import MemoryStore
 
-from lipflow.tasks.common.atomic import atomic_path
+from lipflow.tasks.common.object_store import location, name_of
 from lipflow.tasks.common.progress import show_progress
 from lipflow.tasks.contracts.store_layout import ARRAY_DTYPES, StoreError
 from lipflow.tasks.contracts.store_writer import (
@@ -47,6 +47,7 @@ from lipflow.tasks.contracts.store_writer import (
     array_codecs,
     create_arrays,
     group_attributes,
+    store_destination,
 )
 
 
@@ -134,32 +135,34 @@ def _chunk_coords(shape: tuple[int, ...], index: int, t: int) -> tuple[int, ...]
 
 def write_store_from_chunks(
     clips: Sequence[ChunkSource],
-    out: Path,
+    out: Path | str,
     *,
     attrs: Mapping[str, Any],
     encoding: StoreEncoding,
     shapes: Mapping[str, tuple[int, ...]] | None = None,
     progress: bool | None = None,
-) -> Path:
+    mark: bool = True,
+) -> Path | str:
     """Assemble a store at ``out`` from clips already encoded as chunks (module docstring).
 
     Clip ``i`` of the store is ``clips[i]()``. Per-clip shapes come from the first clip
     (or ``shapes`` for an empty store); a clip whose shapes differ raises
     :class:`StoreError` and ``out`` is left as it was. The result is byte-identical to
-    :func:`~lipflow.tasks.contracts.store_writer.write_store` of the same clips.
+    :func:`~lipflow.tasks.contracts.store_writer.write_store` of the same clips. ``out``
+    may be an object-store URL, published as ``write_store`` publishes (``mark``).
     """
-    out = Path(out)
+    out = location(out)
     group_attrs = group_attributes(attrs, encoding)
     n = len(clips)
     per_shard = encoding.clips_per_shard
-    with atomic_path(out) as tmp:
+    with store_destination(out, mark) as tmp:
         first = clips[0]() if clips else None
         if first is not None:
             shapes = {key: first[key].shape for key in ARRAY_DTYPES}
         elif shapes is None:
             shapes = _shapes_from_params(group_attrs)
         arrays = create_arrays(tmp, group_attrs, shapes, n, encoding)
-        with tqdm(total=n, unit="clip", desc=f"store {out.name}",
+        with tqdm(total=n, unit="clip", desc=f"store {name_of(out)}",
                   disable=not show_progress(progress)) as bar:
             for start in range(0, n, per_shard):
                 block = [first if i == 0 and first is not None else clips[i]()

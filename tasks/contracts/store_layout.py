@@ -96,8 +96,14 @@ def encoding_record(codec: str, compressor_level: int, frames_per_chunk: int,
     return record
 
 
-def manifest_path_for(store: Path) -> Path:
-    """The clip manifest beside a store: ``<stem>.parquet`` next to ``<stem>.zarr``."""
+def manifest_path_for(store: Path | str) -> Path | str:
+    """The clip manifest beside a store: ``<stem>.parquet`` next to ``<stem>.zarr`` (a URL
+    for a store at a URL)."""
+    from lipflow.tasks.common.object_store import is_url, name_of, with_name
+
+    if is_url(store):
+        name = name_of(store)
+        return with_name(store, (name[:-5] if name.endswith(".zarr") else name) + ".parquet")
     store = Path(store)
     return store.with_name(store.stem + ".parquet")
 

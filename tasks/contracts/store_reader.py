@@ -8,16 +8,19 @@ overhead per call whatever the size (measured on zarr 3.1), more than decoding a
 lz4. A training loader reads several arrays per item, so :class:`ClipReader` reads the
 writer's layout directly: it parses the array's ``zarr.json`` once, caches each shard's
 index (the sharding spec's ``(offset, nbytes)`` table at the shard's end, crc32c-checked),
-and per read does one ``pread`` (a clip's chunks lie back to back) and one numcodecs decode
-per chunk. It accepts only the layout :mod:`lipflow.tasks.contracts.store_writer` writes
-(or any zarr v3 array of the same shape: sharded along axis 0, chunk one clip or a run of
-frames, bytes + at most one of zstd / blosc, or ``imagecodecs_jpeg`` alone) and raises
+and per read does one ``pread`` per chunk (one for all when they lie back to back) and one
+numcodecs decode per chunk; at an ``s3://`` URL the same reads are ranged GETs, merged
+and sent concurrently (:class:`_RemoteFiles`). It accepts only the layout
+:mod:`lipflow.tasks.contracts.store_writer` writes (or any zarr v3 array of the same shape:
+sharded along axis 0, chunk one clip or a run of frames, bytes + at most one of zstd /
+blosc, or ``imagecodecs_jpeg`` alone) and raises
 :class:`~lipflow.tasks.contracts.store_layout.StoreError` otherwise, so a caller can fall
 back to plain zarr.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 from pathlib import Path
@@ -30,27 +33,48 @@ import numpy as np
 import zarr
 from numcodecs import blosc
 
+from lipflow.tasks.common.object_store import filesystem, is_url, storage_options
 from lipflow.tasks.contracts import jpeg_codec
 from lipflow.tasks.contracts.store_layout import ARRAY_DTYPES, StoreError
+from lipflow.tasks.contracts.store_publish import require_published
 
 
-def read_store(path: Path) -> zarr.Group:
-    """Open a store read-only, checking that it holds every documented array."""
+def open_group(path: Path | str) -> zarr.Group:
+    """The store's root group read-only: a local folder, or a *published* store at a URL
+    (:func:`lipflow.tasks.contracts.store_publish.require_published`; an unpublished prefix
+    is a one-line :class:`StoreError`)."""
+    if is_url(path):
+        require_published(str(path))
+        try:
+            return zarr.open_group(str(path), mode="r", zarr_format=3,
+                                   storage_options=storage_options(str(path)))
+        except (OSError, ValueError) as err:
+            raise StoreError(f"cannot open the Zarr store at {path}: {err}") from None
     path = Path(path)
     if not (path / "zarr.json").is_file():
         raise StoreError(f"no Zarr store at {path}; run `lipflow prepare` first")
-    group = zarr.open_group(str(path), mode="r", zarr_format=3)
+    return zarr.open_group(str(path), mode="r", zarr_format=3)
+
+
+def read_store(path: Path | str) -> zarr.Group:
+    """Open a store read-only, checking that it holds every documented array."""
+    group = open_group(path)
     missing = [key for key in ARRAY_DTYPES if key not in group]
     if missing:
         raise StoreError(f"{path} is not a lipflow feature store: missing arrays {missing}")
     return group
 
 
-def store_summary(path: Path) -> dict[str, Any]:
+def store_summary(path: Path | str) -> dict[str, Any]:
     """What a store holds (shapes, dtypes, chunking, attrs, files on disk), as plain data."""
-    path = Path(path)
     group = read_store(path)
-    files = [p for p in path.rglob("*") if p.is_file()]
+    if is_url(path):
+        fs, key = filesystem(str(path))
+        sizes = [int(i.get("size") or 0)
+                 for i in fs.find(key, detail=True, withdirs=False).values()]
+    else:
+        path = Path(path)
+        sizes = [p.stat().st_size for p in path.rglob("*") if p.is_file()]
     arrays = {}
     for key in ARRAY_DTYPES:
         array = group[key]
@@ -63,16 +87,19 @@ def store_summary(path: Path) -> dict[str, Any]:
             "compressors": [type(c).__name__ for c in array.compressors],
         }
     return {
-        "path": path.as_posix(),
+        "path": str(path) if is_url(path) else Path(path).as_posix(),
         "num_clips": int(group["valid_frames"].shape[0]),
         "arrays": arrays,
         "attrs": dict(group.attrs),
-        "num_files": len(files),
-        "bytes": sum(p.stat().st_size for p in files),
+        "num_files": len(sizes),
+        "bytes": sum(sizes),
     }
 
 
-_EMPTY_CHUNK = 2**64 - 1  # the sharding spec's (offset, nbytes) for a chunk never written
+_EMPTY_CHUNK = 2**64 - 1
+#: Byte gap under which a remote read fetches two chunks in one request: at S3's ~50-100
+#: MB/s per connection a request's latency (~10-30 ms) costs about as much as 1 MiB.
+MERGE_GAP = 1 << 20  # the sharding spec's (offset, nbytes) for a chunk never written
 
 
 class ClipReader:
@@ -84,8 +111,10 @@ class ClipReader:
     ``zarr.open_array(path)[i, first:stop]``.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: Path | str) -> None:
+        self.path = path if is_url(path) else Path(path)
+        self._io: _LocalFiles | _RemoteFiles = (
+            _RemoteFiles(str(path)) if is_url(path) else _LocalFiles())
         meta = self._metadata(self.path)
         try:
             self.shape = tuple(int(d) for d in meta["shape"])
@@ -149,35 +178,34 @@ class ClipReader:
         self.fill_value = meta.get("fill_value", 0)
         # the default key encoding: "c/<shard>/0/0..." (or "c.<shard>.0.0..." in one file)
         self._key = separator.join(["c", "{}", *["0"] * (ndim - 1)])
-        self._files: dict[int, tuple[int, list[tuple[int, int]]]] = {}
+        self._files: dict[int, tuple[Any, list[tuple[int, int]]]] = {}
         self._zstd = numcodecs.Zstd()
         self._scratch: np.ndarray | None = None
 
-    @staticmethod
-    def _metadata(path: Path) -> dict[str, Any]:
+    def _metadata(self, path: Path | str) -> dict[str, Any]:
+        where = f"{path}/zarr.json"
         try:
-            return json.loads((path / "zarr.json").read_text())
+            return json.loads(self._io.whole(where))
         except (OSError, ValueError) as err:
-            raise StoreError(f"cannot read array metadata {path / 'zarr.json'}: {err}") from err
+            raise StoreError(f"cannot read array metadata {where}: {err}") from err
 
-    def _shard(self, shard: int) -> tuple[int, list[tuple[int, int]]]:
-        """(file descriptor, (offset, nbytes) per chunk) for a shard, cached."""
+    def _shard(self, shard: int) -> tuple[Any, list[tuple[int, int]]]:
+        """(open file, (offset, nbytes) per chunk) for a shard, cached."""
         cached = self._files.get(shard)
         if cached is not None:
             return cached
-        path = self.path / self._key.format(shard)
+        path = f"{self.path}/{self._key.format(shard)}"
         chunks = self.clips_per_shard * self.chunks_per_clip
         index_bytes = chunks * 16 + 4
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd, size = self._io.open(path)
         except FileNotFoundError:
-            fd, index = -1, [(_EMPTY_CHUNK, _EMPTY_CHUNK)] * chunks
+            fd, index = None, [(_EMPTY_CHUNK, _EMPTY_CHUNK)] * chunks
         else:
-            size = os.fstat(fd).st_size
-            raw = os.pread(fd, index_bytes, size - index_bytes)
+            raw = self._io.pread(fd, index_bytes, size - index_bytes)
             checksum = int.from_bytes(raw[-4:], "little")
             if len(raw) != index_bytes or google_crc32c.value(raw[:-4]) != checksum:
-                os.close(fd)
+                self._io.close(fd)
                 raise StoreError(f"shard {path} has a missing or corrupt index")
             rows = np.frombuffer(raw[:-4], dtype="<u8").reshape(chunks, 2)
             index = [(int(o), int(n)) for o, n in rows.tolist()]
@@ -187,8 +215,8 @@ class ClipReader:
     def close(self) -> None:
         """Close the shard files (reads after this reopen them)."""
         for fd, _ in self._files.values():
-            if fd >= 0:
-                os.close(fd)
+            if fd is not None:
+                self._io.close(fd)
         self._files.clear()
 
     def __del__(self) -> None:
@@ -210,21 +238,27 @@ class ClipReader:
         chunks = range(first // per, (stop - 1) // per + 1)
         entries = index[row + chunks.start : row + chunks.stop]
         data, base = None, 0
+        parts: list[bytes | None] | None = None
         if self.compressor is not None and len(entries) > 1:
-            # a clip's chunks lie back to back in its shard: one pread for all of them
+            # chunks back to back (one-clip shards): one pread for all of them; zarr writes a
+            # shard of several clips in Morton order, which interleaves their chunks
             ends = [o + n for o, n in entries]
             if all(o == e for (o, _), e in zip(entries[1:], ends, strict=False)):
                 base = entries[0][0]
-                data = memoryview(os.pread(fd, ends[-1] - base, base))
-        for c, (offset, nbytes) in zip(chunks, entries, strict=True):
+                data = memoryview(self._io.pread(fd, ends[-1] - base, base))
+            elif fd is not None and self._io.batched:  # remote: all chunks' requests at once
+                parts = self._io.pread_many(fd, entries)
+        for k, (c, (offset, nbytes)) in enumerate(zip(chunks, entries, strict=True)):
             lo, hi = max(first, c * per), min(stop, (c + 1) * per)
             part = None if data is None else data[offset - base : offset - base + nbytes]
+            if parts is not None:
+                part = parts[k]
             self._read_chunk(fd, offset, nbytes, out[lo - first : hi - first], lo - c * per,
                              part)
         return out
 
-    def _read_chunk(self, fd: int, offset: int, nbytes: int, dest: np.ndarray, skip: int,
-                    data: memoryview | None) -> None:
+    def _read_chunk(self, fd: Any, offset: int, nbytes: int, dest: np.ndarray, skip: int,
+                    data: memoryview | bytes | None) -> None:
         """Frames ``skip .. skip+len(dest)`` of one chunk into ``dest`` (``data``: its bytes,
         when already read)."""
         if offset == _EMPTY_CHUNK and nbytes == _EMPTY_CHUNK:
@@ -232,12 +266,12 @@ class ClipReader:
             return
         if self.compressor is None:  # raw bytes: read only the frames asked for
             view = memoryview(dest.reshape(-1).view(np.uint8))
-            got = os.preadv(fd, [view], offset + skip * self.frame_bytes)
+            got = self._io.readinto(fd, view, offset + skip * self.frame_bytes)
             if got != dest.nbytes:
                 raise StoreError(f"{self.path}: short read of a chunk")
             return
         if data is None:
-            data = os.pread(fd, nbytes, offset)
+            data = self._io.pread(fd, nbytes, offset)
         whole = skip == 0 and len(dest) == self.frames_per_chunk
         if whole:
             target = dest
@@ -253,3 +287,95 @@ class ClipReader:
             self._zstd.decode(data, target)
         if not whole:
             dest[...] = target[skip : skip + len(dest)]
+
+
+class _LocalFiles:
+    """Shard files on a local file system: ``pread`` on a file descriptor."""
+
+    batched = False  # a pread costs microseconds: no need to gather them
+
+    @staticmethod
+    def whole(path: str) -> bytes:
+        return Path(path).read_bytes()
+
+    @staticmethod
+    def open(path: str) -> tuple[int, int]:
+        fd = os.open(path, os.O_RDONLY)
+        return fd, os.fstat(fd).st_size
+
+    @staticmethod
+    def pread(fd: int, nbytes: int, offset: int) -> bytes:
+        return os.pread(fd, nbytes, offset)
+
+    @staticmethod
+    def readinto(fd: int, view: memoryview, offset: int) -> int:
+        return os.preadv(fd, [view], offset)
+
+    @staticmethod
+    def close(fd: int) -> None:
+        os.close(fd)
+
+
+class _RemoteFiles:
+    """Shard objects at a URL: ranged GETs (fsspec ``cat_file`` / ``cat_ranges``).
+
+    Why: the shard index (read once per shard) says where each chunk is, so a read asks for
+    exactly its chunks' bytes: one request when they lie back to back, else one per chunk
+    sent concurrently, so a window costs about one round trip per array.
+    Refuses an array of an unpublished store (:mod:`lipflow.tasks.contracts.store_publish`).
+    """
+
+    def __init__(self, array_url: str) -> None:
+        require_published(array_url.rstrip("/").rsplit("/", 1)[0])
+        self.fs, _ = filesystem(array_url)
+
+    @staticmethod
+    def _key(url: str) -> str:
+        return url.split("://", 1)[1]
+
+    def whole(self, url: str) -> bytes:
+        return self.fs.cat_file(self._key(url))
+
+    def open(self, url: str) -> tuple[str, int]:
+        key = self._key(url)
+        return key, int(self.fs.size(key))
+
+    def pread(self, key: str, nbytes: int, offset: int) -> bytes:
+        return self.fs.cat_file(key, start=offset, end=offset + nbytes)
+
+    batched = True  # a request costs milliseconds: send a read's requests concurrently
+
+    def pread_many(self, key: str, entries: list[tuple[int, int]]) -> list[bytes | None]:
+        """The bytes of each ``(offset, nbytes)`` (``None`` for a chunk never written).
+
+        Ranges less than :data:`MERGE_GAP` apart are merged into one ranged GET (zarr
+        writes a shard's chunks in Morton order, so a clip's chunks are interleaved with
+        its neighbours'; a window's 6 chunks span ~3x their bytes), and the merged GETs are
+        sent concurrently (fsspec ``cat_ranges``).
+        """
+        from fsspec.utils import merge_offset_ranges
+
+        wanted = [(o, o + n) for o, n in entries if (o, n) != (_EMPTY_CHUNK, _EMPTY_CHUNK)]
+        if not wanted:
+            return [None] * len(entries)
+        _, starts, stops = merge_offset_ranges([key] * len(wanted), [a for a, _ in wanted],
+                                               [b for _, b in wanted], max_gap=MERGE_GAP,
+                                               sort=True)
+        blocks = self.fs.cat_ranges([key] * len(starts), starts, stops)
+        out: list[bytes | None] = []
+        for o, n in entries:
+            if (o, n) == (_EMPTY_CHUNK, _EMPTY_CHUNK):
+                out.append(None)
+                continue
+            k = bisect.bisect_right(starts, o) - 1
+            out.append(memoryview(blocks[k])[o - starts[k] : o - starts[k] + n])
+        return out
+
+    def readinto(self, key: str, view: memoryview, offset: int) -> int:
+        data = self.pread(key, len(view), offset)
+        view[: len(data)] = data
+        return len(data)
+
+    @staticmethod
+    def close(key: str) -> None:
+        """Nothing to close: each read is its own request."""

@@ -9,15 +9,18 @@ shard's worth of clips in memory (one array at a time, to bound memory) and writ
 region in a single assignment aligned to shard boundaries.
 
 The store is written to a temp folder beside ``out`` and renamed over it, so an
-interrupted run leaves the previous store untouched; the same inputs and attrs give
+interrupted run leaves the previous store untouched (at an object-store URL: a temp prefix,
+copied over ``out`` and published by a marker written last,
+:mod:`lipflow.tasks.contracts.store_publish`); the same inputs and attrs give
 byte-identical files (JPEG, zstd and Blosc are deterministic and nothing time-dependent
 is stored).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -28,6 +31,14 @@ from tqdm import tqdm
 from zarr.codecs import BloscCodec, ZstdCodec
 
 from lipflow.tasks.common.atomic import atomic_path
+from lipflow.tasks.common.object_store import (
+    ObjectStoreError,
+    describe_error,
+    is_url,
+    location,
+    name_of,
+    storage_options,
+)
 from lipflow.tasks.common.progress import show_progress
 from lipflow.tasks.contracts.clip_record import CLIP_READ_ERRORS, ClipFile
 from lipflow.tasks.contracts.jpeg_codec import JpegFrames
@@ -43,6 +54,7 @@ from lipflow.tasks.contracts.store_layout import (
     StoreError,
     encoding_record,
 )
+from lipflow.tasks.contracts.store_publish import publishing
 
 #: Arrays whose input dtype must match exactly: casting would silently corrupt them
 #: (float audio scaled to [-1, 1] cast to int16 is all zeros; float frames wrap).
@@ -167,7 +179,7 @@ def _json_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
 
 def write_store(
     clip_paths: Sequence[Path | ClipSource],
-    out: Path,
+    out: Path | str,
     *,
     attrs: Mapping[str, Any],
     clips_per_shard: int = DEFAULT_CLIPS_PER_SHARD,
@@ -176,7 +188,8 @@ def write_store(
     frames_per_chunk: int = DEFAULT_FRAMES_PER_CHUNK,
     jpeg_quality: Mapping[str, int] | None = None,
     progress: bool | None = None,
-) -> Path:
+    mark: bool = True,
+) -> Path | str:
     """Pack per-clip files (contract section 2) into a sharded Zarr store at ``out``.
 
     Clip ``i`` of the store is ``clip_paths[i]`` (a path, or a :class:`ClipSource`); the
@@ -195,18 +208,24 @@ def write_store(
     clip of ``face`` / ``mouth`` into chunks of that many frames inside its shard, so a
     window decodes only the chunks it overlaps (0: one chunk per clip). ``progress=None``
     shows a bar only when stderr is a terminal.
+
+    ``out`` may be an object-store URL (``s3://bucket/prefix/s1.zarr``): the store is then
+    written to a temp prefix and published by
+    :func:`lipflow.tasks.contracts.store_publish.publishing` (the marker is written last,
+    unless ``mark=False``: the caller writes the clip manifest first and then calls
+    :func:`~lipflow.tasks.contracts.store_publish.mark_published`).
     """
     paths = [p if isinstance(p, ClipSource) else Path(p) for p in clip_paths]
-    out = Path(out)
+    out = location(out)
     encoding = StoreEncoding(codec, compressor_level, frames_per_chunk, clips_per_shard,
                              jpeg_quality)
     group_attrs = group_attributes(attrs, encoding)
     n = len(paths)
     shapes = _shapes_from_first_clip(paths[0]) if paths else _shapes_from_params(group_attrs)
 
-    with atomic_path(out) as tmp:
-        arrays = create_arrays(tmp, group_attrs, shapes, n, encoding)
-        with tqdm(total=n, unit="clip", desc=f"store {out.name}",
+    with store_destination(out, mark) as target:
+        arrays = create_arrays(target, group_attrs, shapes, n, encoding)
+        with tqdm(total=n, unit="clip", desc=f"store {name_of(out)}",
                   disable=not show_progress(progress)) as bar:
             for start in range(0, n, clips_per_shard):
                 batch = paths[start : start + clips_per_shard]
@@ -264,12 +283,13 @@ def group_attributes(attrs: Mapping[str, Any], encoding: StoreEncoding) -> dict[
     return _json_attrs({**attrs, "encoding": encoding.record()})
 
 
-def create_arrays(folder: Path, group_attrs: Mapping[str, Any],
+def create_arrays(folder: Path | str | Any, group_attrs: Mapping[str, Any],
                   shapes: Mapping[str, tuple[int, ...]], n: int,
                   encoding: StoreEncoding) -> dict[str, zarr.Array]:
-    """A new Zarr v3 group at ``folder`` with the store's arrays for ``n`` clips of
-    ``shapes``, no chunk written yet."""
-    root = zarr.open_group(str(folder), mode="w", attributes=dict(group_attrs), zarr_format=3)
+    """A new Zarr v3 group at ``folder`` (a path or a zarr store) with the store's arrays
+    for ``n`` clips of ``shapes``, no chunk written yet."""
+    target = str(folder) if isinstance(folder, Path) else folder
+    root = zarr.open_group(target, mode="w", attributes=dict(group_attrs), zarr_format=3)
     return {
         key: root.create_array(
             key,
@@ -287,6 +307,24 @@ def create_arrays(folder: Path, group_attrs: Mapping[str, Any],
 def array_codecs(key: str, encoding: StoreEncoding) -> dict[str, Any]:
     """``serializer`` / ``compressors`` of one array under ``encoding``."""
     return _codecs(key, encoding.codec, encoding.compressor_level, encoding.quality)
+
+
+@contextlib.contextmanager
+def store_destination(out: Path | str, mark: bool) -> Iterator[Any]:
+    """What ``zarr.open_group`` writes to: a temp folder renamed over ``out`` (local), or an
+    fsspec store on a temp prefix published over ``out`` (URL; module docstring)."""
+    if is_url(out):
+        from zarr.storage import FsspecStore
+
+        with publishing(str(out), mark=mark) as tmp:
+            try:
+                yield FsspecStore.from_url(tmp, storage_options=storage_options(tmp),
+                                           read_only=False)
+            except (OSError, PermissionError) as err:
+                raise ObjectStoreError(describe_error(str(out), err)) from None
+        return
+    with atomic_path(Path(out)) as tmp:
+        yield str(tmp)
 
 
 def _chunk_shape(key: str, shape: tuple[int, ...], frames_per_chunk: int) -> tuple[int, ...]:

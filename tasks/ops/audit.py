@@ -32,6 +32,7 @@ from typing import Any, Literal
 import yaml
 
 from lipflow.tasks.common.errors import LipflowError
+from lipflow.tasks.common.object_store import filesystem, is_url, location
 from lipflow.tasks.ops.dvc import ToolError, dvc_json
 
 #: Store attributes shown in reports, in this order (``params`` is shown separately).
@@ -171,7 +172,7 @@ def _find_repo(start: Path) -> Path | None:
     return None
 
 
-def audit_store(path: Path, repo: Path | None = None) -> dict[str, Any]:
+def audit_store(path: Path | str, repo: Path | None = None) -> dict[str, Any]:
     """Which params, revision and sources made the store at ``path``.
 
     Returns its recorded attributes (``params``, ``git_revision``, ``lipflow_version``,
@@ -179,6 +180,8 @@ def audit_store(path: Path, repo: Path | None = None) -> dict[str, Any]:
     store is a DVC output, the ``dvc.lock`` stage that produced it (command, dependencies
     with their hashes, params).
     """
+    if is_url(path):
+        return _audit_url_store(str(path))
     path = Path(path).resolve()
     attrs = store_attrs(path)
     arrays: dict[str, list[int]] = {}
@@ -213,6 +216,39 @@ def audit_store(path: Path, repo: Path | None = None) -> dict[str, Any]:
                 "params": entry.get("params") or {},
             }
     return report
+
+
+def _audit_url_store(url: str) -> dict[str, Any]:
+    """:func:`audit_store` for a store at an object-store URL: only a published one (its
+    marker, :mod:`lipflow.tasks.contracts.store_publish`, is reported too); no DVC stage."""
+    from lipflow.tasks.contracts.store_layout import StoreError
+    from lipflow.tasks.contracts.store_publish import require_published
+
+    url = str(location(url))
+    try:
+        marker = require_published(url)
+    except StoreError as err:
+        raise AuditError(str(err)) from None
+    fs, key = filesystem(url)
+    attrs = _attrs_from_zarr_json(fs.cat_file(f"{key}/zarr.json"), f"{url}/zarr.json")
+    arrays: dict[str, list[int]] = {}
+    for child in sorted(fs.ls(key, detail=False, refresh=True)):
+        try:
+            info = json.loads(fs.cat_file(f"{child}/zarr.json"))
+        except (FileNotFoundError, ValueError):
+            continue
+        if info.get("node_type") == "array":
+            arrays[child.rsplit("/", 1)[-1]] = list(info.get("shape") or [])
+    return {
+        "store": url,
+        **{k: attrs.get(k) for k in STORE_FIELDS},
+        "params": attrs.get("params"),
+        "clips": arrays.get("mouth", arrays.get("wav", [None]))[0] if arrays else None,
+        "arrays": arrays,
+        "other_attrs": {k: v for k, v in attrs.items() if k not in (*STORE_FIELDS, "params")},
+        "published": marker,
+        "dvc_stage": None,
+    }
 
 
 # --------------------------------------------------------------------------- revisions

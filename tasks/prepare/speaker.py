@@ -12,13 +12,16 @@ job's videos into batches (:mod:`lipflow.tasks.prepare.batches`) and
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lipflow.tasks import __version__
+from lipflow.tasks.common.object_store import Location, is_url
 from lipflow.tasks.contracts.clip_manifest import write_clip_manifest
 from lipflow.tasks.contracts.clip_record import CLIP_READ_ERRORS, load_clip
 from lipflow.tasks.contracts.raw_manifest import file_sha256, read_raw_manifest
@@ -29,6 +32,7 @@ from lipflow.tasks.contracts.store_chunks import (
     write_store_from_chunks,
 )
 from lipflow.tasks.contracts.store_layout import StoreError
+from lipflow.tasks.contracts.store_publish import mark_published
 from lipflow.tasks.prepare.batches import Batch, keyed, plan_batches, video_seconds
 from lipflow.tasks.prepare.results import RESULT_READ_ERRORS, read_rows, store_encoding
 from lipflow.tasks.prepare.resume import result_path
@@ -49,7 +53,7 @@ class SpeakerJob:
     corpus: str
     speaker: str
     raw_root: Path
-    features_root: Path
+    features_root: Location  # a local folder, or an object-store URL (s3://bucket/prefix)
     settings: VideoSettings
     params_record: Mapping[str, Any] = field(default_factory=dict)
 
@@ -58,8 +62,19 @@ class SpeakerJob:
         return raw_manifest_path(self.raw_root, self.speaker)
 
     @property
-    def store(self) -> Path:
+    def store(self) -> Location:
         return store_path(self.features_root, self.speaker)
+
+    @property
+    def work_store(self) -> Path:
+        """The local path the run's batch results and work folders sit beside
+        (:mod:`lipflow.tasks.prepare.resume`): the store itself when it is local; for a
+        store at a URL, a stand-in under the system temp folder named by the URL's hash,
+        so a rerun on this machine finds an interrupted run's batches."""
+        if not is_url(self.store):
+            return Path(self.store)
+        digest = hashlib.sha256(str(self.store).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / "lipflow-prepare" / digest / f"{self.speaker}.zarr"
 
     @property
     def label(self) -> str:
@@ -67,7 +82,7 @@ class SpeakerJob:
 
 
 def speaker_jobs(params: Mapping[str, Any], corpus: str, speakers: Sequence[str],
-                 raw_root: Path | None = None, features_root: Path | None = None,
+                 raw_root: Path | None = None, features_root: Location | None = None,
                  fps: float | None = None) -> list[SpeakerJob]:
     """A job per speaker, each with its own effective settings (presets applied).
 
@@ -112,7 +127,7 @@ def store_attributes(job: SpeakerJob, revision: str) -> dict[str, Any]:
 
 
 def pack_store(job: SpeakerJob, rows: Sequence[Mapping[str, Any]], attrs: Mapping[str, Any],
-               progress: bool | None) -> Path:
+               progress: bool | None) -> Location:
     """Order the rows, assemble the store from the kept clips' chunks, then write the
     manifest beside it.
 
@@ -120,15 +135,21 @@ def pack_store(job: SpeakerJob, rows: Sequence[Mapping[str, Any]], attrs: Mappin
     (:class:`lipflow.tasks.prepare.results.BatchClip`), already encoded as store chunks:
     the store's shards are concatenated from them, nothing is decoded
     (:func:`lipflow.tasks.contracts.store_chunks.write_store_from_chunks`). It may also be
-    a per-clip ``.npy`` record (``preprocess_video`` without ``save``), encoded here.
+    a per-clip ``.npy`` record (``preprocess_video`` without ``save``), encoded here. A
+    store at a URL is published only after its manifest is written
+    (:mod:`lipflow.tasks.contracts.store_publish`).
     """
     ordered = order_rows(rows)
     encoding = store_encoding(job.settings.features)
     encoder = ClipChunkEncoder(encoding)
     kept = [_chunk_source(r["clip_path"], encoder) for r in ordered if r["kept"]]
-    write_store_from_chunks(kept, job.store, attrs=attrs, encoding=encoding, progress=progress)
+    write_store_from_chunks(kept, job.store, attrs=attrs, encoding=encoding, progress=progress,
+                            mark=False)
+    manifest = clip_manifest_path(job.store)
     write_clip_manifest([{k: v for k, v in r.items() if k != "clip_path"} for r in ordered],
-                        clip_manifest_path(job.store))
+                        manifest)
+    if is_url(job.store):
+        mark_published(str(job.store), str(manifest))
     return job.store
 
 
@@ -176,7 +197,7 @@ def finished_batches(job: SpeakerJob, batches: Sequence[Batch]) -> dict[int, lis
     """
     done = {}
     for batch in batches:
-        path = result_path(job.store, batch.key)
+        path = result_path(job.work_store, batch.key)
         if not path.is_file():
             continue
         try:

@@ -70,7 +70,8 @@ class Grid(Section):
         "where `ROOT/s{N}/*.mpg`, `ROOT/alignments/s{N}/*.align` and "
         "`ROOT/manifests/s{N}.parquet` live"))
     features_root: str = Field("data/features/grid", description=(
-        "where `s{N}.zarr` and `s{N}.parquet` (clip manifest) are written"))
+        "where `s{N}.zarr` and `s{N}.parquet` (clip manifest) are written: a folder, or an "
+        "`s3://BUCKET/PREFIX` URL (docs/operations.md, stores on S3)"))
     speakers: list[str] = Field(["s1", "s16", "s25", "s27"], description=(
         "speakers to download and prepare (default: the bundled sample's); one DVC stage "
         "pair per speaker"))
