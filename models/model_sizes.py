@@ -15,7 +15,11 @@ from lipflow.models.registry import model_config, spec
 
 
 def module_parameters(model: Any) -> dict[str, int]:
-    """Parameters of each direct child module that has any, in definition order."""
+    """Parameters of each direct child module that has any, in definition order, or the
+    model's own grouping when it has ``parameter_groups()`` (Lip2Wav: the original's parts)."""
+    groups = getattr(model, "parameter_groups", None)
+    if callable(groups):
+        return dict(groups())
     counts = {name: sum(p.numel() for p in child.parameters())
               for name, child in model.named_children()}
     return {name: count for name, count in counts.items() if count}

@@ -5,9 +5,11 @@ time rule (:func:`lipflow.tasks.media.video.iter_frames`), cut into windows of t
 clip length and tracked and cropped by the same code
 (:mod:`lipflow.tasks.prepare.window_crops`), so the model sees what it was trained on.
 
-**Any length.** Windows of ``T`` frames (the clip length) start every ``T - overlap``
-frames; each window's predicted mel is placed at its start time and the overlap with the
-window before is cross-faded linearly (:class:`MelStitcher`), giving one mel of the
+**Any length.** Windows of ``T`` frames (the model's window, else the clip length) start
+every ``T - overlap`` frames (15 by default, Lip2Wav's ``overlap``); each window's
+predicted mel is placed at its start time and the overlap with the window before is
+cross-faded linearly (the original cuts instead: it drops the later window's first
+``mel_overlap`` frames) (:class:`MelStitcher`), giving one mel of the
 video's duration. That mel becomes a waveform by Griffin-Lim
 (:func:`lipflow.tasks.features.mel.inv_mel_spectrogram`) in pieces of at most
 :data:`GL_CHUNK_FRAMES` mel frames (20 s) overlapping by :data:`GL_OVERLAP_FRAMES` (1 s),
@@ -198,7 +200,11 @@ class Synthesizer:
 
     @property
     def clip_frames(self) -> int:
-        clip_s = float(typed_section(Preprocess, self.preprocess, "preprocess").clip_seconds)
+        """Frames of one window: the model's own window (``window_seconds``, Lip2Wav's 3 s:
+        90 frames at 30 fps, 75 at 25, as the original's inference) or the stores' clip."""
+        window_s = self.cfg.get("window_seconds")
+        clip_s = (float(window_s) if window_s else
+                  float(typed_section(Preprocess, self.preprocess, "preprocess").clip_seconds))
         return frames_per_clip(self.fps, clip_s)
 
     @property

@@ -152,6 +152,35 @@ def test_long_video_is_stitched_by_cross_fades(work: Path, synth) -> None:
     assert checked_joins >= 11 * 40  # 48 shared mel frames at every join
 
 
+def test_attention_lip2wav_long_video_windows_are_stitched(work: Path) -> None:
+    """The published model (attention decoder) through the same long-video path: 3-s
+    windows (its ``window_seconds``) every 60 frames, their mels cross-faded."""
+    checkpoint = train_tiny_lip2wav(work / "attention", epochs=1, decoder="attention")
+    synth = load_synthesizer("lip2wav", checkpoint, load_params(ROOT / "params.yaml"))
+    assert synth.cfg["decoder"] == "attention" and synth.clip_frames == 75
+    video = looped(SAMPLE, work / "looped3.mp4", loops=3)
+    windows = []
+    result = synthesize_video(synth, video, on_window=windows.append)
+    assert abs(len(result.wav) / SR - decoded_duration_s(video)) <= HOP / SR
+    assert [w.start_frame for w in windows] == list(range(0, 60 * len(windows), 60))
+    assert len(windows) >= 3 and all(w.face for w in windows)
+    assert all(w.mel.shape == (241, 80) for w in windows)
+    mel, joins = result.mel, 0
+    for i in range(min(len(mel), windows[-1].mel_offset)):
+        cover = [w for w in windows if w.mel_offset <= i < w.mel_offset + len(w.mel)]
+        if len(cover) == 1:
+            np.testing.assert_array_equal(mel[i], cover[0].mel[i - cover[0].mel_offset])
+        else:
+            early, late = cover
+            n = early.mel_offset + len(early.mel) - late.mel_offset
+            a = (i - late.mel_offset + 1) / (n + 1)
+            np.testing.assert_allclose(
+                mel[i], (1 - a) * early.mel[i - early.mel_offset]
+                + a * late.mel[i - late.mel_offset], atol=1e-5)
+            joins += 1
+    assert joins >= 2 * 48  # 15 frames = 48 mel frames shared at each join
+
+
 def test_stitcher_blend_weights_run_from_the_earlier_window_to_the_later() -> None:
     stitcher = MelStitcher()
     stitcher.add(0, np.zeros((10, 2)))

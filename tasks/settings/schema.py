@@ -378,22 +378,32 @@ class Sizes(Section):
 
 
 class Lip2WavSizes(Sizes):
-    """Lip2Wav's sizes (a key left out: the paper's size, ``Lip2WavConfig``)."""
+    """Lip2Wav's sizes (a key left out: the `train.lip2wav.speaker` preset's, the original's)."""
 
-    channels: list[int] | None = _optional("encoder channels per 3D-conv stage")
-    res_blocks: int | None = _optional("residual blocks after each downsampling conv")
-    stem_spatial_stride: int | None = _optional("first conv's spatial stride")
+    face_size_px: int | None = _optional("face crop side the encoder reads (chem 96, others 48)")
+    init_filters: int | None = _optional("encoder channels of the first 3D-conv block "
+                                         "(doubled per block)")
+    conv_blocks: int | None = _optional("encoder 3D-conv blocks (chem 5, others 4)")
+    res_blocks: int | None = _optional("residual convs after each block's first conv (2)")
+    stem_spatial_stride: int | None = _optional("first conv's spatial stride (2; tiny 8)")
+    last_spatial_stride: int | None = _optional(
+        "spatial stride of the conv ending the last block (3)")
+    encoder_lstm: int | None = _optional(
+        "encoder BiLSTM units per direction (chem 384, others 256)")
+    speaker_embedding: int | None = _optional(
+        "zero dims appended to the encoder output, as the original's (256; tiny 0)")
     hidden: int | None = _optional("non-autoregressive decoder width")
     conv_layers: int | None = _optional("non-autoregressive decoder 1-D conv layers")
-    r: int | None = _optional("attention decoder: mel frames per step")
-    prenet: list[int] | None = _optional("attention decoder: prenet layer sizes")
-    attention_rnn: int | None = _optional("attention LSTM size")
-    decoder_rnn: int | None = _optional("decoder LSTM size")
-    attention_dim: int | None = _optional("attention projection size")
-    location_filters: int | None = _optional("location-sensitive attention filters")
-    location_kernel: int | None = _optional("location-sensitive attention kernel")
-    postnet_channels: int | None = _optional("postnet channels")
-    postnet_layers: int | None = _optional("postnet layers (0 = none)")
+    r: int | None = _optional("attention decoder: mel frames per step (2)")
+    prenet: list[int] | None = _optional("attention decoder: prenet layer sizes ([256, 256])")
+    decoder_layers: int | None = _optional("decoder LSTM layers (2)")
+    decoder_lstm: int | None = _optional("decoder LSTM units per layer (1024; dl 256)")
+    attention_dim: int | None = _optional("attention projection size (128)")
+    location_filters: int | None = _optional("location-sensitive attention filters (32)")
+    location_kernel: int | None = _optional("location-sensitive attention kernel (31)")
+    postnet_channels: int | None = _optional("postnet channels (512)")
+    postnet_layers: int | None = _optional("postnet layers (5; 0 = none)")
+    postnet_kernel: int | None = _optional("postnet kernel (5)")
 
 
 class AVSyncSizes(Sizes):
@@ -456,20 +466,68 @@ class ModelTrain(Section):
 
 
 class Lip2WavTrain(ModelTrain, Lip2WavSizes):
-    """``train.lip2wav`` — Lip2Wav lip-to-speech."""
+    """``train.lip2wav`` — Lip2Wav lip-to-speech.
 
-    decoder: Literal["nonautoregressive", "attention"] = Field("nonautoregressive", description=(
-        "`nonautoregressive` (fast) or `attention` (the paper's Tacotron-2 decoder)"))
+    `speaker` picks the original's per-speaker architecture and teacher-forcing schedule
+    (Rudrabha/Lip2Wav `synthesizer/presets/<speaker>.json` over `synthesizer/hparams.py`);
+    the `tiny`/`full` preset keys, then keys set here, override it. `full` sets no size,
+    so it is the speaker's published model. Parameters of each speaker's model (attention
+    decoder), as built by `lipflow models lip2wav --size full` with that speaker, equal to
+    the count of the original's TensorFlow variables made by hand from its layer sizes
+    (`tests/test_models_lip2wav.py::original_parameters`):
+
+    | speaker | face | 3D-conv channels | BiLSTM | decoder LSTMs | forcing decay | parameters |
+    |---|---|---|---|---|---|---|
+    | `chem` | 96 px | 5 blocks: 24, 48, 96, 192, 384 | 384 | 2 x 1024 | 29k / 130k | 43,623,104 |
+    | `chess` | 48 px | 4 blocks: 32, 64, 128, 256 | 256 | 2 x 1024 | 75k / 200k | 31,588,528 |
+    | `dl` | 48 px | 4 blocks: 32, 64, 128, 256 | 256 | 2 x 256 | 29k / 100k | 16,418,992 |
+    | `eh` | 48 px | 4 blocks: 32, 64, 128, 256 | 256 | 2 x 1024 | 29k / 100k | 31,588,528 |
+    | `hs` | 48 px | 4 blocks: 32, 64, 128, 256 | 256 | 2 x 1024 | 29k / 100k | 31,588,528 |
+
+    `chem` by module: encoder 3D convs 17,248,464, encoder BiLSTM 2,362,368, prenet
+    86,528, decoder LSTMs 17,833,984, attention 267,520, frame projection 327,840, postnet
+    with its projection 5,496,400. The `tiny` preset has 269,960 parameters. All share
+    the prenet 2 x 256, attention 128-d with 32 filters of 31, `r` 2, a 5 x 512 postnet,
+    zoneout 0.1, dropout 0.5 and a 256-d zero speaker embedding (an SV2TTS leftover of the
+    original, kept so the counts match). `dl` is the one 25-fps speaker (75-frame windows);
+    GRID (25 fps, 96-px faces here) uses `chem`'s plan.
+    """
+
+    decoder: Literal["attention", "nonautoregressive"] = Field("attention", description=(
+        "`attention` (the paper's Tacotron-2 decoder, Rayhane-mamah's layout) or "
+        "`nonautoregressive` (lipflow's faster one-pass decoder)"))
+    speaker: Literal["chem", "chess", "dl", "eh", "hs"] = Field("chem", description=(
+        "the original's per-speaker preset the sizes start from (see the table above)"))
+    zoneout: float = Field(0.1, ge=0, lt=1, description="zoneout of every LSTM")
+    dropout: float = Field(0.5, ge=0, lt=1, description="prenet and postnet dropout")
+    stop_token: bool = Field(False, description=(
+        "add the stop-token layer and its BCE loss (the original comments it out: windows "
+        "have a fixed length)"))
+    window_seconds: float = Field(3.0, gt=0, description=(
+        "training window, drawn afresh at a random start of each clip every step (3 s: 90 "
+        "frames at 30 fps, 75 at 25); a clip no longer than it is used whole"))
+    tf_start_decay: int | None = Field(None, ge=0, json_schema_extra=OPTIONAL, description=(
+        "step at which the teacher-forcing ratio starts its cosine decay (the speaker's: "
+        "29000, chess 75000)"))
+    tf_decay_steps: int | None = Field(None, ge=1, json_schema_extra=OPTIONAL, description=(
+        "steps the ratio takes to decay from 1 to 0 (the speaker's: chem 130000, chess "
+        "200000, others 100000)"))
+    lr_start_decay: int = Field(150000, ge=0, description=(
+        "step after which the learning rate decays exponentially"))
+    lr_decay_steps: int = Field(50000, ge=1, description="steps per `lr_decay_rate` factor")
+    lr_decay_rate: float = Field(0.5, gt=0, le=1, description="learning-rate decay factor")
+    lr_final: float = Field(1e-5, gt=0, description="the learning rate never goes below this")
+    adam_eps: float = Field(1e-6, gt=0, description="Adam epsilon (betas 0.9, 0.999)")
+    reg_weight: float = Field(1e-7, ge=0, description=(
+        "L2 weight on conv, dense and batch-norm weights (not LSTMs, biases, projections)"))
     tiny: Lip2WavSizes = Field(default_factory=lambda: Lip2WavSizes(
-        epochs=2, batch_size=2, channels=[8, 16, 32], res_blocks=1, stem_spatial_stride=8,
-        hidden=64, conv_layers=2, r=5, prenet=[64, 64], attention_rnn=64, decoder_rnn=64,
+        epochs=2, batch_size=2, face_size_px=96, init_filters=8, conv_blocks=3, res_blocks=1,
+        stem_spatial_stride=8, encoder_lstm=32, speaker_embedding=0, hidden=64,
+        conv_layers=2, r=5, prenet=[64, 64], decoder_layers=2, decoder_lstm=64,
         attention_dim=32, location_filters=8, location_kernel=15, postnet_channels=32,
         postnet_layers=2))
     full: Lip2WavSizes = Field(default_factory=lambda: Lip2WavSizes(
-        epochs=300, batch_size=32, channels=[32, 64, 128, 256, 512], res_blocks=2,
-        stem_spatial_stride=2, hidden=256, conv_layers=3, r=2, prenet=[256, 256],
-        attention_rnn=1024, decoder_rnn=1024, attention_dim=128, location_filters=32,
-        location_kernel=31, postnet_channels=512, postnet_layers=5))
+        epochs=300, batch_size=24))
 
 
 class AVSyncTrain(ModelTrain, AVSyncSizes):

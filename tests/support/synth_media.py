@@ -43,8 +43,10 @@ def sample_clips(work: Path) -> list[dict[str, torch.Tensor]]:
     return items
 
 
-def train_tiny_lip2wav(out_dir: Path, epochs: int = 2) -> Path:
-    """A tiny non-autoregressive lip2wav trained on the sample; returns its ``best.pt``."""
+def train_tiny_lip2wav(out_dir: Path, epochs: int = 2,
+                       decoder: str = "nonautoregressive") -> Path:
+    """A tiny lip2wav (non-autoregressive unless told) trained on the sample; returns its
+    ``best.pt``."""
     from torch.utils.data import DataLoader
 
     from lipflow.models import training
@@ -52,7 +54,7 @@ def train_tiny_lip2wav(out_dir: Path, epochs: int = 2) -> Path:
 
     items = sample_clips(out_dir / "clips")
     loader = DataLoader(items, batch_size=2)
-    cfg = tiny_cfg("lip2wav", epochs=epochs, seed=0, fps=25.0, decoder="nonautoregressive")
+    cfg = tiny_cfg("lip2wav", epochs=epochs, seed=0, fps=25.0, decoder=decoder)
     training.train("lip2wav", loader, loader, cfg, out_dir, progress=False)
     best = out_dir / "best.pt"
     assert best.is_file()
