@@ -69,6 +69,9 @@ def test_kernels_are_spatial_only_for_the_mouth_and_frequency_only_for_speech() 
                       "speech.conv22.0": (1, 4, 1), "speech.conv31.0": (1, 3, 1),
                       "speech.conv32.0": (1, 3, 1), "speech.fc4.0": (1, 2, 1),
                       "speech.fc5": (15, 1, 1)}
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm3d)]
+    assert len(norms) == 12 and all(  # slim's batch_norm: decay 0.999, eps 1e-3, no scale
+        m.momentum == pytest.approx(0.001) and m.eps == 1e-3 and not m.affine for m in norms)
     prelus = [m for m in model.modules() if isinstance(m, torch.nn.PReLU)]
     assert len(prelus) == 12 and all(float(p.weight.detach().abs().max()) == 0 for p in prelus)
 
@@ -177,7 +180,7 @@ def test_make_pairs_aligns_mfec_windows_at_30_fps() -> None:
     for k_ in range(len(y)):
         start = int(m[k_, 0, 0, 0])
         if y[k_] == 1:
-            assert int(a[k_, 0, 0, 0]) == round(start * 50 / 30)
+            assert int(a[k_, 0, 0, 0]) == start * 50 // 30
 
 
 def test_mismatched_store_is_a_one_line_error_before_training(tmp_path: Path) -> None:

@@ -84,6 +84,7 @@ class AVSyncConfig:
     speech_channels: list[int] = field(default_factory=lambda: [16, 32, 32, 64, 64])
     speech_fc: int = 128
     embedding: int = 64
+    bn_decay: float = 0.999  # slim.batch_norm's moving-average decay (torch momentum 0.001)
     margin: float = 100.0  # contrastive margin on impostor distances
     selection_margin: float = 10.0  # hard impostors: d < max genuine d + this
     min_shift_frames: int = 4  # a time-shifted impostor is at least this far off
@@ -102,8 +103,9 @@ class AVSyncConfig:
         return made
 
     def mfec_start(self, frame: int) -> int:
-        """The MFEC frame at the start of video frame ``frame`` (rounded to the nearest)."""
-        return int(round(frame * self.mfec_frames_per_s / self.fps))
+        """The MFEC frame at the start of video frame ``frame``: ``floor(frame * rate / fps)``,
+        the dataset's rule for every stream (:mod:`lipflow.models.dataset`)."""
+        return int(math.floor(frame * self.mfec_frames_per_s / self.fps + 1e-9))
 
     def check_rate(self) -> None:
         """The store's frame rate must make ``window_frames`` span ``mfec_frames``."""
@@ -138,9 +140,9 @@ def _pooled(n: int) -> int:
 class _BatchNormOffset(nn.Module):
     """slim.batch_norm's default: normalise, then add a learnt offset (no scale)."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, decay: float = 0.999):
         super().__init__()
-        self.norm = nn.BatchNorm3d(channels, eps=1e-3, momentum=0.001, affine=False)
+        self.norm = nn.BatchNorm3d(channels, eps=1e-3, momentum=1.0 - decay, affine=False)
         self.beta = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -148,10 +150,10 @@ class _BatchNormOffset(nn.Module):
 
 
 def _unit(cin: int, cout: int, kernel: tuple[int, int, int],
-          padding: tuple[int, int, int] = (0, 0, 0)) -> nn.Sequential:
+          padding: tuple[int, int, int] = (0, 0, 0), decay: float = 0.999) -> nn.Sequential:
     """conv (no bias) -> batch norm offset -> PReLU (slopes start at 0)."""
     return nn.Sequential(nn.Conv3d(cin, cout, kernel, padding=padding, bias=False),
-                         _BatchNormOffset(cout), nn.PReLU(cout, init=0.0))
+                         _BatchNormOffset(cout, decay), nn.PReLU(cout, init=0.0))
 
 
 def _init_weights(module: nn.Module) -> None:
@@ -179,12 +181,12 @@ class MouthNet(nn.Module):
             h, w = _pooled(h), _pooled(w)
         if h < 1 or w < 1:
             raise ConfigError(f"train.avsync.mouth_hw {cfg.mouth_hw} is too small for 4 pools")
-        self.conv1 = _unit(1, c1, (1, 3, 3), same)
-        self.conv2 = _unit(c1, c2, (1, 3, 3), same)
-        self.conv31 = _unit(c2, c31, (1, 3, 3), same)
-        self.conv32 = _unit(c31, c32, (1, 3, 3), same)
-        self.conv4 = _unit(c32, c4, (1, 3, 3), same)
-        self.fc5 = _unit(c4, cfg.mouth_fc, (1, h, w))
+        self.conv1 = _unit(1, c1, (1, 3, 3), same, decay=cfg.bn_decay)
+        self.conv2 = _unit(c1, c2, (1, 3, 3), same, decay=cfg.bn_decay)
+        self.conv31 = _unit(c2, c31, (1, 3, 3), same, decay=cfg.bn_decay)
+        self.conv32 = _unit(c31, c32, (1, 3, 3), same, decay=cfg.bn_decay)
+        self.conv4 = _unit(c32, c4, (1, 3, 3), same, decay=cfg.bn_decay)
+        self.fc5 = _unit(c4, cfg.mouth_fc, (1, h, w), decay=cfg.bn_decay)
         self.fc6 = nn.Conv3d(cfg.mouth_fc, cfg.embedding, (cfg.window_frames, 1, 1))
         self.pool = nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2))
 
@@ -205,12 +207,12 @@ class SpeechNet(nn.Module):
         bins = ((((cfg.mfec_bins - 4) // 2 - 3 - 3) // 2) - 2 - 2)
         if bins < 1:
             raise ConfigError(f"{cfg.mfec_bins} MFEC bins are too few for the speech net")
-        self.conv1 = _unit(3, c1, (1, 5, 1))
-        self.conv21 = _unit(c1, c21, (1, 4, 1))
-        self.conv22 = _unit(c21, c22, (1, 4, 1))
-        self.conv31 = _unit(c22, c31, (1, 3, 1))
-        self.conv32 = _unit(c31, c32, (1, 3, 1))
-        self.fc4 = _unit(c32, cfg.speech_fc, (1, bins, 1))
+        self.conv1 = _unit(3, c1, (1, 5, 1), decay=cfg.bn_decay)
+        self.conv21 = _unit(c1, c21, (1, 4, 1), decay=cfg.bn_decay)
+        self.conv22 = _unit(c21, c22, (1, 4, 1), decay=cfg.bn_decay)
+        self.conv31 = _unit(c22, c31, (1, 3, 1), decay=cfg.bn_decay)
+        self.conv32 = _unit(c31, c32, (1, 3, 1), decay=cfg.bn_decay)
+        self.fc4 = _unit(c32, cfg.speech_fc, (1, bins, 1), decay=cfg.bn_decay)
         self.fc5 = nn.Conv3d(cfg.speech_fc, cfg.embedding, (cfg.mfec_frames, 1, 1))
         self.pool = nn.MaxPool3d((1, 2, 1), stride=(1, 2, 1))
 

@@ -514,6 +514,10 @@ class AVSyncTrain(ModelTrain, AVSyncSizes):
     lr_decay_epochs: int = Field(5, ge=1, description="epochs between learning-rate decays")
     grad_clip: float = Field(0.0, ge=0, description=(
         "gradient norm clip (0 = none, as the original)"))
+    bn_decay: float = Field(0.999, gt=0, lt=1, description=(
+        "batch-norm moving-average decay (slim's default 0.999: the eval-mode statistics "
+        "that pair selection and scoring use settle over ~1000s of steps; a short run may "
+        "want 0.9)"))
     margin: float = Field(100.0, gt=0, description=(
         "contrastive margin on impostor distances (the original's 100)"))
     selection_margin: float = Field(10.0, ge=0, description=(
