@@ -172,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
                 cfg = {**registry.model_config(train_params, model_name, size=size), **extra}
                 if size == "full" and args.full_batch:
                     cfg["batch_size"] = args.full_batch
+                if model_name == "avsync" and size == "full":
+                    cfg["fps"] = 30.0  # the published net's rate (its 25 fps twin: `grid`)
                 name = f"{model_name}/{label}" if label else model_name
                 rates = time_steps(model_name, cfg, device, args.steps, args.max_step_s)
                 if rates is None:

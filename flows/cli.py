@@ -485,7 +485,8 @@ def models(
     model: Annotated[str | None, typer.Argument(
         metavar="NAME", help="A model of lipflow.models.registry (default: every one).")] = None,
     size: Annotated[str | None, typer.Option(
-        help="tiny | full (default: params train.size).")] = None,
+        help="tiny | full, or a model's own preset such as avsync's grid "
+             "(default: params train.size).")] = None,
 ) -> None:
     """Print each model's top-level modules with their parameter counts (built, not run)."""
     from typing import get_args
@@ -495,9 +496,12 @@ def models(
 
     if model is not None:
         _check_model(model)
-    if size is not None and size not in get_args(Size):
-        raise ConfigError(f"--size must be one of {', '.join(get_args(Size))}, not {size!r}")
     params = load_params()
+    own = [k for k, v in (params["train"].get(model) or {}).items()
+           if isinstance(v, dict)] if model else []
+    allowed = list(dict.fromkeys([*get_args(Size), *own]))
+    if size is not None and size not in allowed:
+        raise ConfigError(f"--size must be one of {', '.join(allowed)}, not {size!r}")
     from lipflow.models.model_sizes import size_table  # imports torch: inputs first
     from lipflow.models.registry import MODELS
 

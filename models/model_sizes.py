@@ -35,12 +35,12 @@ def model_parameters(train_params: Mapping[str, Any], model_name: str,
 def size_table(train_params: Mapping[str, Any], model_names: Sequence[str],
                size: str | None = None) -> str:
     """One block per model: ``name (size): total parameters``, then a row per module."""
-    size = size or train_params.get("size", "tiny")
     blocks = []
     for name in model_names:
-        counts = model_parameters(train_params, name, size)
+        used = model_config(train_params, name, size=size)["size"]  # a model's own preset
+        counts = model_parameters(train_params, name, used)
         width = max(len(k) for k in counts)
-        rows = [f"{name} ({size}): {sum(counts.values()):,} parameters"]
+        rows = [f"{name} ({used}): {sum(counts.values()):,} parameters"]
         rows += [f"  {module:<{width}}  {count:>12,}  {count / 1e6:8.2f} M"
                  for module, count in counts.items()]
         blocks.append("\n".join(rows))

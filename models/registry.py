@@ -17,7 +17,8 @@ seconds for a typo or a ``--help``. The module is imported on first use of
 :attr:`ModelSpec.build` (or ``loss`` / ``predict``).
 
 Configs are plain dicts: :func:`model_config` merges ``params.yaml``'s ``train`` section
-(``train.seed``, ``train.size``, ``train.<model>.<size>`` presets, then keys set directly
+(``train.seed``, ``train.size`` or the model's own ``train.<model>.preset``,
+``train.<model>.<size>`` presets, then keys set directly
 under ``train.<model>``, which win, so ``dvc exp run -S train.lip2wav.lr=3e-4`` works in
 either size).
 """
@@ -191,9 +192,10 @@ def best_criterion(model_name: str, cfg: Mapping[str, Any]) -> str:
 
 
 def size_preset(train_params: Mapping[str, Any], model_name: str) -> Mapping[str, Any]:
-    """The ``train.<model>.<train.size>`` preset alone (empty when params have none)."""
+    """The model's preset alone (``train.<model>.preset``, else ``train.size``; empty when
+    params have none)."""
     section = train_params.get(model_name) or {}
-    return section.get(train_params.get("size", "tiny"), {})
+    return section.get(section.get("preset") or train_params.get("size", "tiny"), {})
 
 
 def model_config(
@@ -201,8 +203,9 @@ def model_config(
 ) -> dict[str, Any]:
     """Merged config of one model from ``params.yaml``'s ``train`` section (see module doc)."""
     spec(model_name)
-    size = size or train_params.get("size", "tiny")
     section = dict(train_params.get(model_name) or {})
+    # a model's own `preset` (avsync: `grid`, its 25 fps variant) wins over train.size
+    size = size or section.get("preset") or train_params.get("size", "tiny")
     if size not in section:
         raise ConfigError(f"params.yaml has no train.{model_name}.{size} preset")
     cfg: dict[str, Any] = {**defaults(model_name), "fps": float(fps)}  # the store's rate

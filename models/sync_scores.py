@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
+from lipflow.models.dataset import StoreTiming
 from lipflow.models.evaluation import load_model
 from lipflow.models.nets.avsync import sync_offsets
 from lipflow.tasks.common.errors import ConfigError
@@ -70,6 +71,8 @@ def score_store(store: Path, checkpoint: Path, out: Path, max_offset_frames: int
     """Score every kept clip of ``store`` into ``out`` (written through a temp file)."""
     model, _cfg = load_model("avsync", checkpoint, torch.device("cpu"))
     group = read_store(store)
+    # windows are cut at this store's rate (a rate the preset does not take is an error)
+    model.cfg.fps = float(StoreTiming.from_store(Path(store), group).fps)
     clips = read_clip_manifest(manifest_path_for(store))
     kept = clips[clips["store_index"] >= 0]
     mouth, mfec, valid = group["mouth"], group["mfec"], group["valid_frames"][:]

@@ -170,7 +170,7 @@ def test_evaluate_on_the_sample_clips(tmp_path: Path) -> None:
 
 
 def test_evaluate_sync_model_writes_verification_scores(tmp_path: Path) -> None:
-    items = [fake_clip(i, frames=25, kind="mouth", mouth_hw=(30, 50)) for i in range(8)]
+    items = [fake_clip(i, frames=25, kind="mouth", mouth_hw=(60, 100)) for i in range(8)]
     loader = DataLoader(items, batch_size=4)
     cfg = tiny_cfg("avsync", epochs=1, folds=3)
     result = training.train("avsync", loader, None, cfg, tmp_path / "ckpt")

@@ -24,8 +24,9 @@ from tests.support.seed_models import fake_clip, one_thread, tiny_cfg  # noqa: F
 FAST_MEL = {**section(load_params(), "features.mel"), "griffin_lim_iters": 4}
 
 
-def _loader(kind: str, n: int, batch_size: int = 2, frames: int = 25, shuffle=False):
-    items = [fake_clip(i, frames=frames, kind=kind, mouth_hw=(30, 50)) for i in range(n)]
+def _loader(kind: str, n: int, batch_size: int = 2, frames: int = 25, shuffle=False,
+            mouth_hw: tuple[int, int] = (30, 50)):
+    items = [fake_clip(i, frames=frames, kind=kind, mouth_hw=mouth_hw) for i in range(n)]
     return DataLoader(items, batch_size=batch_size, shuffle=shuffle)
 
 
@@ -71,7 +72,9 @@ def test_seed_everything_repeats_draws() -> None:
 @pytest.mark.parametrize("model_name", ["lip2wav", "gabor", "avsync"])
 def test_loss_decreases_when_overfitting_one_batch(model_name: str, tmp_path: Path) -> None:
     kind = "face" if model_name == "lip2wav" else "mouth"
-    loader = _loader(kind, n=2, batch_size=2)
+    # avsync takes 60x100 (cnn3d) crops; its tiny preset reads their central 60x96
+    loader = _loader(kind, n=2, batch_size=2,
+                     mouth_hw=(60, 100) if model_name == "avsync" else (30, 50))
     cfg = tiny_cfg(model_name, epochs=8, lr=3e-3, seed=0)
     result = training.train(model_name, loader, None, cfg, tmp_path, progress=False)
     losses = [row["train_loss"] for row in result.history]
@@ -281,7 +284,7 @@ def test_best_by_loss_and_the_stoi_cap_are_configurable(tmp_path: Path) -> None:
 def test_sync_model_picks_best_by_loss_and_best_by_is_checked(tmp_path: Path) -> None:
     assert registry.model_config(load_params()["train"], "avsync")["best_by"] == "loss"
     assert registry.model_config(load_params()["train"], "gabor")["best_by"] == "stoi"
-    loader = _loader("mouth", n=4, batch_size=4)
+    loader = _loader("mouth", n=4, batch_size=4, mouth_hw=(60, 100))
     with pytest.raises(ConfigError, match="avsync makes no speech"):
         training.train("avsync", loader, loader, tiny_cfg("avsync", best_by="stoi"), tmp_path)
     with pytest.raises(ConfigError, match="best_by must be one of"):

@@ -140,8 +140,10 @@ def _table(cls: type[BaseModel], prefix: str, lines: list[str], level: int) -> N
         key = f"{prefix}.{name}"
         if overridable and _section_of(info.annotation):
             sizes.append(name)
+            picker = (f"`{prefix}.preset` (else `train.size`)" if "preset" in cls.model_fields
+                      else "`train.size`")
             rows.append(f"| `{key}` | preset | see `{prefix}.<size>` | the sizes used when "
-                        f"`train.size` is `{name}` |")
+                        f"{picker} is `{name}` |")
             continue
         if _section_of(info.annotation):
             nested.append((key, _section_of(info.annotation)))

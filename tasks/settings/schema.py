@@ -409,10 +409,26 @@ class Lip2WavSizes(Sizes):
 class AVSyncSizes(Sizes):
     """AVSync's sizes (a key left out: the paper's, ``AVSyncConfig``)."""
 
-    mouth_hw: list[int] | None = _optional("mouth crops are resized to this (height, width)")
-    mouth_channels: list[int] | None = _optional("mouth branch channels")
-    speech_channels: list[int] | None = _optional("speech branch channels")
-    embedding: int | None = _optional("embedding size")
+    window_frames: int | None = Field(None, ge=1, json_schema_extra=OPTIONAL, description=(
+        "mouth window in video frames (the paper: 9 = 0.3 s at 30 fps; 25 fps GRID: 8 = "
+        "0.32 s); the mouth net's last conv spans it"))
+    mfec_frames: int | None = Field(None, ge=1, json_schema_extra=OPTIONAL, description=(
+        "speech window in 20-ms MFEC frames over the same span (the paper: 15; GRID: 16); "
+        "a store whose frame rate does not make `window_frames` span this is an error"))
+    mouth_hw: list[int] | None = _optional(
+        "mouth net input (height, width): the store's crops must be this size (60x100: "
+        "`preprocess.mouth_preset: cnn3d`); never resized")
+    mouth_centre_crop: bool | None = _optional(
+        "take the central `mouth_hw` of a larger stored crop (same mean-face scale: the "
+        "central 60x96 of the 96x96 `square` crop is the `cnn3d` crop less 2 columns a "
+        "side); off: any other crop size is an error")
+    mouth_channels: list[int] | None = _optional(
+        "mouth net conv1, conv2, conv31, conv32, conv4 channels (1x3x3 kernels)")
+    mouth_fc: int | None = _optional("mouth net fc5 channels (a conv over the pooled plane)")
+    speech_channels: list[int] | None = _optional(
+        "speech net conv1, conv21, conv22, conv31, conv32 channels (frequency-only kernels)")
+    speech_fc: int | None = _optional("speech net fc4 channels")
+    embedding: int | None = _optional("embedding size (both nets' last conv)")
 
 
 class GaborSizes(Sizes):
@@ -531,22 +547,56 @@ class Lip2WavTrain(ModelTrain, Lip2WavSizes):
 
 
 class AVSyncTrain(ModelTrain, AVSyncSizes):
-    """``train.avsync`` — the coupled 3D CNN audio-visual sync model."""
+    """``train.avsync`` — the coupled 3D CNN audio-visual sync model (Torfi et al. 2017).
 
-    window_frames: int = Field(8, ge=2, description=(
-        "0.32 s at 25 fps (the paper: 9 frames at 30 fps)"))
-    margin: float = Field(1.0, gt=0, description="contrastive margin on the embedding distance")
-    selection_margin: float = Field(0.5, ge=0, description=(
-        "impostors kept when closer than max genuine + this"))
+    Source: the original code, astorfi/lip-reading-deeplearning (``code/training_evaluation``:
+    ``nets/lipread_mouth.py``, ``nets/lipread_speech.py``, ``auxiliary/losses.py``,
+    ``train.py``). ``full`` is the published net: 9x60x100 mouth cubes at 30 fps, 15x40x3 MFEC
+    cubes (planes as channels), 774,912 parameters (mouth 610,096, speech 164,816). ``grid`` is
+    the same net for 25 fps GRID: 8 frames = 0.32 s = 16 MFEC frames (both windows cover the
+    same span; 7 frames = 0.28 s is as near 0.3 s, 8 keeps at least the paper's span), 766,720
+    parameters (mouth 593,712, speech 173,008); pick it with `train.avsync.preset: grid`.
+    ``tiny`` (sample DAG, CPU seconds): 33,952 parameters. The counts are the original's
+    trainable variables counted by hand (conv weights, batch norm offsets, PReLU slopes,
+    last-layer biases; tests/test_models_avsync.py) and are what `lipflow models avsync --size
+    full|grid|tiny` prints. `full` and `grid` need 60x100 crops (`preprocess.mouth_preset:
+    cnn3d`); any other store is an error at the first batch, never a resize.
+    """
+
+    preset: Literal["tiny", "full", "grid"] | None = _optional(
+        "this model's preset, winning over `train.size`: `full` is the published net "
+        "(9 frames at 30 fps), `grid` the same net for 25 fps GRID (8 frames, 16 MFEC frames)")
+    lr: float = Field(0.01, gt=0, description="Adam learning rate (the original's 0.01)")
+    adam_eps: float = Field(1.0, gt=0, description="Adam epsilon (the original's 1.0)")
+    lr_decay: float = Field(0.94, gt=0, le=1, description=(
+        "learning-rate factor every `lr_decay_epochs` (the original's staircase 0.94)"))
+    lr_decay_epochs: int = Field(5, ge=1, description="epochs between learning-rate decays")
+    grad_clip: float = Field(0.0, ge=0, description=(
+        "gradient norm clip (0 = none, as the original)"))
+    bn_decay: float = Field(0.999, gt=0, lt=1, description=(
+        "batch-norm moving-average decay (slim's default 0.999: the eval-mode statistics "
+        "that pair selection and scoring use settle over ~1000s of steps; a short run may "
+        "want 0.9)"))
+    margin: float = Field(100.0, gt=0, description=(
+        "contrastive margin on impostor distances (the original's 100)"))
+    selection_margin: float = Field(10.0, ge=0, description=(
+        "online pair selection: impostors kept when closer than max genuine + this (the "
+        "original's `hard_margin` 10), distances measured in eval mode"))
     min_shift_frames: int = Field(4, ge=1, description=(
         "time-shifted impostors are at least this far off"))
     folds: int = Field(10, ge=2, description="folds of the EER/AUC/AP mean and std")
     tiny: AVSyncSizes = Field(default_factory=lambda: AVSyncSizes(
-        epochs=2, batch_size=4, mouth_hw=[30, 50], mouth_channels=[8, 16, 32],
-        speech_channels=[8, 16, 32], embedding=64))
+        epochs=2, batch_size=4, window_frames=8, mfec_frames=16, mouth_hw=[60, 96],
+        mouth_centre_crop=True, mouth_channels=[4, 8, 16, 16, 32], mouth_fc=32,
+        speech_channels=[4, 8, 8, 16, 16], speech_fc=32, embedding=16))
     full: AVSyncSizes = Field(default_factory=lambda: AVSyncSizes(
-        epochs=100, batch_size=32, mouth_hw=[60, 100], mouth_channels=[16, 32, 64, 128],
-        speech_channels=[16, 32, 64, 128], embedding=64))
+        epochs=100, batch_size=32, window_frames=9, mfec_frames=15, mouth_hw=[60, 100],
+        mouth_centre_crop=False, mouth_channels=[16, 32, 64, 64, 128], mouth_fc=256,
+        speech_channels=[16, 32, 32, 64, 64], speech_fc=128, embedding=64))
+    grid: AVSyncSizes = Field(default_factory=lambda: AVSyncSizes(
+        epochs=100, batch_size=32, window_frames=8, mfec_frames=16, mouth_hw=[60, 100],
+        mouth_centre_crop=False, mouth_channels=[16, 32, 64, 64, 128], mouth_fc=256,
+        speech_channels=[16, 32, 32, 64, 64], speech_fc=128, embedding=64))
 
 
 class GaborTrain(ModelTrain, GaborSizes):
