@@ -27,7 +27,7 @@ OPTIONAL: dict[str, Any] = {"optional": True}
 
 Detector = Literal["short_range", "full_range"]
 Crop = Literal["full", "bottom_right", "chess"]
-ModelName = Literal["lip2wav", "avsync", "gabor", "vcagan"]
+ModelName = Literal["lip2wav", "avsync", "gabor", "gaborpic", "vcagan"]
 Size = Literal["tiny", "full"]
 
 
@@ -405,9 +405,22 @@ class AVSyncSizes(Sizes):
 
 
 class GaborSizes(Sizes):
-    """The Gabor model's sizes (a key left out: ``GaborConfig``'s)."""
+    """The Gabor models' sizes (a key left out: ``GaborConfig``'s, the paper's)."""
 
-    hidden: int | None = _optional("LSTM size")
+    hidden: int | None = _optional("LSTM size (the paper: 512)")
+    dense: int | None = _optional("dense layer before the output (the paper: 2048)")
+    ae_widths: list[int] | None = _optional(
+        "autoencoder encoder widths before the 32-d bottleneck (the paper: 512, 128, 64)")
+    lstm_layers: int | None = _optional(
+        "LSTM blocks (the paper: 1 in GaborFea2Speech, 2 in GaborPic2Speech)")
+
+
+class GaborPicSizes(GaborSizes):
+    """GaborPic2Speech's sizes: the feature model's plus the picture front end."""
+
+    picture_hw: list[int] | None = _optional(
+        "Gabor pictures are resized to this (height, width) (the paper: 40x80)")
+    conv_channels: int | None = _optional("Conv3D channels (the paper: 16)")
 
 
 class VcaGanSizes(Sizes):
@@ -491,12 +504,31 @@ class AVSyncTrain(ModelTrain, AVSyncSizes):
 
 
 class GaborTrain(ModelTrain, GaborSizes):
-    """``train.gabor`` — Gabor mouth features to speech."""
+    """``train.gabor`` — GaborFea2Speech: seven Gabor lip features to an auditory spectrogram."""
 
+    ae_weight: float = Field(1.0, ge=0, description=(
+        "weight of the autoencoder's own loss, trained in the same stage (the paper trained "
+        "it first, alone)"))
+    jpeg: bool = Field(True, description=(
+        "Gabor pictures take the original's JPEG round trip (cv2.imwrite, quality 95)"))
     tiny: GaborSizes = Field(default_factory=lambda: GaborSizes(
-        epochs=2, batch_size=2, hidden=32))
+        epochs=2, batch_size=2, hidden=32, dense=64, ae_widths=[64, 32, 32]))
     full: GaborSizes = Field(default_factory=lambda: GaborSizes(
-        epochs=200, batch_size=32, hidden=256))
+        epochs=30, batch_size=13, hidden=512, dense=2048, ae_widths=[512, 128, 64],
+        lstm_layers=1))
+
+
+class GaborPicTrain(ModelTrain, GaborPicSizes):
+    """``train.gaborpic`` — GaborPic2Speech: Gabor pictures to an auditory spectrogram."""
+
+    ae_weight: float = Field(1.0, ge=0, description="as `train.gabor.ae_weight`")
+    jpeg: bool = Field(True, description="as `train.gabor.jpeg`")
+    tiny: GaborPicSizes = Field(default_factory=lambda: GaborPicSizes(
+        epochs=2, batch_size=2, hidden=32, dense=64, ae_widths=[64, 32, 32],
+        picture_hw=[20, 40], conv_channels=4))
+    full: GaborPicSizes = Field(default_factory=lambda: GaborPicSizes(
+        epochs=50, batch_size=13, hidden=512, dense=2048, ae_widths=[512, 128, 64],
+        lstm_layers=2, picture_hw=[40, 80], conv_channels=16))
 
 
 class VcaGanTrain(ModelTrain, VcaGanSizes):
@@ -546,6 +578,7 @@ class Train(Section):
     lip2wav: Lip2WavTrain = Field(default_factory=Lip2WavTrain)
     avsync: AVSyncTrain = Field(default_factory=AVSyncTrain)
     gabor: GaborTrain = Field(default_factory=GaborTrain)
+    gaborpic: GaborPicTrain = Field(default_factory=GaborPicTrain)
     vcagan: VcaGanTrain = Field(default_factory=VcaGanTrain)
 
 
