@@ -220,7 +220,9 @@ def corr2_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     ``-sum(a b) / sqrt(sum(a a) sum(b b)) + mean((a - b) ** 2)``."""
     a = pred.float() - pred.float().mean()
     b = target.float() - target.float().mean()
-    r = (a * b).sum() / torch.sqrt((a * a).sum() * (b * b).sum()).clamp_min(1e-12)
+    # clamped under the root: a constant target (a silent clip) gives r = 0 and a finite
+    # gradient, where sqrt(0)'s infinite slope would turn every weight into NaN
+    r = (a * b).sum() / torch.sqrt(((a * a).sum() * (b * b).sum()).clamp_min(1e-12))
     return -r + ((a - b) ** 2).mean()
 
 
