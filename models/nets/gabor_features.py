@@ -104,6 +104,19 @@ def _orientation_xy(region) -> float:
     return 0.5 * math.atan2(-2.0 * neg_cov, var_x - var_y)
 
 
+def choose_region(regions, centre: tuple[float, float]):
+    """The original's region rule (step 4 of the module doc) over skimage ``regionprops``
+    in label order; None when every region is 1000 px or more off on an axis."""
+    cx, cy = centre
+    best, best_dx, best_dy = None, _FAR, _FAR
+    for region in regions:
+        row, col = region.centroid
+        dx, dy = abs(cx - col), abs(row - cy)
+        if dx < best_dx and dy < best_dy:
+            best, best_dx, best_dy = region, dx, dy
+    return best
+
+
 def picture_features(picture: np.ndarray, centre: tuple[float, float] | None = None) -> np.ndarray:
     """(H, W) uint8 Gabor picture -> the seven features (steps 3-5 of the module doc).
 
@@ -115,12 +128,7 @@ def picture_features(picture: np.ndarray, centre: tuple[float, float] | None = N
         raise ConfigError(f"a Gabor picture is (H, W) uint8, got {pic.dtype} {pic.shape}")
     cx, cy = centre if centre is not None else ((pic.shape[1] - 1) / 2, (pic.shape[0] - 1) / 2)
     mask = pic >= threshold_yen(pic)
-    best, best_dx, best_dy = None, _FAR, _FAR
-    for region in regionprops(label(mask), intensity_image=pic):
-        row, col = region.centroid
-        dx, dy = abs(cx - col), abs(row - cy)
-        if dx < best_dx and dy < best_dy:
-            best, best_dx, best_dy = region, dx, dy
+    best = choose_region(regionprops(label(mask), intensity_image=pic), (cx, cy))
     if best is None:  # every region is >= 1000 px off: the original would crash
         return np.zeros(N_FEATURES, dtype=np.float32)
     r0, c0, r1, c1 = best.bbox
