@@ -332,10 +332,10 @@ def evaluate(
     scored (a model predicting no Lip2Wav mel has its MCD / mel L1 / correlation excluded
     as :data:`NOT_A_MEL`; the Gabor models, predicting the NSL auditory spectrogram, get
     :data:`AUDITORY_KEYS` instead: ``aud_corr2`` per clip and, in the summary, its mean
-    and ``aud_corr2_outliers_removed``, the paper's average); ``<metric>_clips`` counts them and ``<metric>_excluded``
-    counts the rest by reason (no NaN is dropped silently). ``out_dir/wavs/<clip id>.wav``
-    holds, for every test clip, the model's waveform exactly as the Lip2Wav protocol scored it;
-    ``out_dir/clips.csv`` has one row per clip and row kind.
+    and ``aud_corr2_outliers_removed``, the paper's average); ``<metric>_clips`` counts
+    them and ``<metric>_excluded`` counts the rest by reason (no NaN is dropped silently).
+    ``out_dir/wavs/<clip id>.wav`` holds, for every test clip, the model's waveform exactly
+    as the Lip2Wav protocol scored it; ``out_dir/clips.csv`` has one row per clip and row kind.
 
     The sync model: EER, AUC and AP over the test pairs, plus their mean/std over
     ``cfg['folds']`` folds, one row per pair in ``out_dir/pairs.csv``. Both write

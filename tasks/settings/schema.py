@@ -504,7 +504,24 @@ class AVSyncTrain(ModelTrain, AVSyncSizes):
 
 
 class GaborTrain(ModelTrain, GaborSizes):
-    """``train.gabor`` — GaborFea2Speech: seven Gabor lip features to an auditory spectrogram."""
+    """``train.gabor`` — GaborFea2Speech: seven Gabor lip features to an auditory spectrogram.
+
+    As the original repository (zhongpingDong12/lip2Speech, ``codes/train_GaborFea2Speech.py``,
+    ``codes/train_autoencoder.py``): 26-step slices of 21 features (7 + 2 differences) ->
+    LSTM 512 -> dense 2048 -> 832 sigmoid outputs (the 32-d bottleneck x 26 steps) of an
+    autoencoder (128-512-128-64-32-64-128-128) on the NSL auditory spectrogram; loss
+    -corr2 + MSE. The paper trained 30 epochs with Adam 1e-4 (lr / 5 after 4 epochs without
+    a better val loss, not reproduced), batches of one data part (about 13 clips x 15
+    slices); the autoencoder 150 epochs before, alone (here: in the same stage).
+    Parameters, `full` (``lipflow models gabor --size full``): lip network 30,070,592,
+    autoencoder 170,848. Source of the published counts: Keras' ``model.summary()`` of the
+    original's layers, counted by hand: LSTM 4 x 512 x (21 + 512 + 1) = 1,093,632, its
+    batch norm 2,048 (1,024 trainable), dense 13,312 x 2,048 + 2,048 = 27,265,024, batch
+    norm 8,192 (4,096), output 2,048 x 832 + 832 = 1,704,768: 30,073,664, of which
+    30,068,544 trainable; torch's LSTM has a second bias (+2,048): 30,070,592, equal. The
+    autoencoder: 172,704 in Keras, 170,848 trainable, torch's 170,848. `tiny`: 114,624 +
+    19,232.
+    """
 
     ae_weight: float = Field(1.0, ge=0, description=(
         "weight of the autoencoder's own loss, trained in the same stage (the paper trained "
@@ -519,7 +536,21 @@ class GaborTrain(ModelTrain, GaborSizes):
 
 
 class GaborPicTrain(ModelTrain, GaborPicSizes):
-    """``train.gaborpic`` — GaborPic2Speech: Gabor pictures to an auditory spectrogram."""
+    """``train.gaborpic`` — GaborPic2Speech: Gabor pictures to an auditory spectrogram.
+
+    As the original (``codes/train_GaborPic2Speech.py``): 26-step slices of 40x80 Gabor
+    pictures and their two differences (3 channels) -> Conv3D 16 (3x3x3) -> max-pool
+    (2, 2, 1) -> two LSTM 512 -> dense 2048 -> 832 sigmoid outputs; the target, loss and
+    autoencoder are GaborFea2Speech's. The paper trained 50 epochs, Adam 1e-4. Parameters,
+    `full`: lip network 58,345,600, autoencoder 170,848. Published count, by hand from the
+    Keras layers: conv 3 x 16 x 27 + 16 = 1,312, its batch norm 104 (Keras' default axis -1
+    normalised the 26 time steps of the channels-first output: 52 trainable), LSTM 4 x 512
+    x (12,800 + 512 + 1) = 27,265,024, batch norm 2,048, LSTM 4 x 512 x (512 + 512 + 1) =
+    2,099,200, batch norm 2,048, dense 27,265,024, batch norm 8,192, output 1,704,768:
+    58,347,720, 58,341,524 trainable; torch: two second LSTM biases (+4,096) and a batch
+    norm over the 16 channels (32, not 52): 58,345,600, equal. `tiny` (20x40 pictures, 4
+    conv channels): 223,184 + 19,232.
+    """
 
     ae_weight: float = Field(1.0, ge=0, description="as `train.gabor.ae_weight`")
     jpeg: bool = Field(True, description="as `train.gabor.jpeg`")
