@@ -59,6 +59,10 @@ from lipflow.tasks.features import auditory
 SPECTROGRAM = "auditory"
 #: the original's compression of the spectrogram before the autoencoder, and its inverse
 COMPRESS, EXPAND = 0.3, 3.0
+#: ``aud2wav`` iterations of :func:`to_waveform`: on real GRID s1 speech, STOI of the
+#: inverted true spectrogram is 0.885 after 8 and 0.891 after 12 (bbal6n), at a third of
+#: the time of 20 (about 0.3 s an iteration for 3 s on one core)
+VOCODER_ITERATIONS = 8
 #: Keras BatchNormalization defaults (momentum 0.99 -> torch 0.01)
 _BN = {"eps": 1e-3, "momentum": 0.01}
 
@@ -366,11 +370,12 @@ def predict(model: GaborSpeech, batch: Mapping[str, Any]) -> torch.Tensor:
 
 def to_waveform(spec: np.ndarray, params: Mapping[str, Any] | None = None) -> np.ndarray:
     """(rows, 128) auditory spectrogram -> 16-kHz float waveform: ``aud2wav`` at 8 kHz
-    with the 2 dropped frames restored as silence, then upsampled (``resample_poly``).
+    (:data:`VOCODER_ITERATIONS`) with the 2 dropped frames restored as silence, then
+    upsampled (``resample_poly``).
     ``params`` (the store's mel settings) is accepted for the common signature."""
     from scipy.signal import resample_poly
 
     p = auditory.AudParams()
-    wave = auditory.aud2wav(np.asarray(spec, dtype=np.float64))
+    wave = auditory.aud2wav(np.asarray(spec, dtype=np.float64), iterations=VOCODER_ITERATIONS)
     wave = np.concatenate([np.zeros(gf.AUD_SKIP_FRAMES * p.frame_samples), wave])
     return np.clip(resample_poly(wave, 2, 1), -1.0, 1.0).astype(np.float32)

@@ -597,7 +597,8 @@ class Train(Section):
     the preset, so ``dvc exp run -S train.lip2wav.lr=3e-4`` works in either size.
     """
 
-    models: list[ModelName] = Field(["lip2wav", "avsync", "gabor", "vcagan"], description=(
+    models: list[ModelName] = Field(["lip2wav", "avsync", "gabor", "gaborpic", "vcagan"],
+                                    description=(
         "models with a `train@`/`evaluate@` stage pair"))
     split: str = Field("sample", description="the active split (a name under `splits`)")
     loader_workers: int = Field(0, ge=0, description="DataLoader worker processes")
