@@ -57,6 +57,9 @@ from lipflow.tasks.features import auditory
 #: what :func:`predict` returns: the auditory spectrogram (not a Lip2Wav mel), so the
 #: evaluation scores its corr2 (``aud_corr2``) instead of mel metrics
 SPECTROGRAM = "auditory"
+#: rows a second of :func:`predict` (NSL 8-ms frames), for ``lipflow synthesize``'s windows
+#: (each window's rows start 2 frames, 16 ms, into it: the original dropped them)
+SPECTROGRAM_FRAMES_PER_SECOND = gf.AUD_FRAMES_PER_S
 #: the original's compression of the spectrogram before the autoencoder, and its inverse
 COMPRESS, EXPAND = 0.3, 3.0
 #: ``aud2wav`` iterations of :func:`to_waveform`: on real GRID s1 speech, STOI of the

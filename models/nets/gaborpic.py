@@ -12,6 +12,7 @@ from typing import Any
 
 from lipflow.models.nets.gabor import (  # noqa: F401  (the registry's hooks)
     SPECTROGRAM,
+    SPECTROGRAM_FRAMES_PER_SECOND,
     GaborConfig,
     GaborSpeech,
     loss,
