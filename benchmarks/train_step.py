@@ -72,8 +72,9 @@ def make_batch(model_name: str, batch_size: int, device: torch.device) -> dict[s
         "mfec": torch.randn(batch_size, 2 * FRAMES - 1, 40, 3, generator=g),
         "valid_frames": torch.full((batch_size,), FRAMES),
     }
-    if model_name == "gabor":  # raw video-rate features; the target is made from the wav
+    if model_name == "gabor":  # raw video-rate features
         batch["gabor"] = torch.rand(batch_size, FRAMES, 7, generator=g) * 50
+    if model_name in ("gabor", "gaborpic"):  # their target is made from the audio
         batch["wav"] = (torch.randn(batch_size, FRAMES * 640, generator=g) * 3000).to(torch.int16)
     return {k: v.to(device) for k, v in batch.items()}
 
