@@ -54,8 +54,8 @@ def make_batch(model_name: str, cfg: dict, batch: int, frames: int,
         "wav": (torch.randn(batch, samples, generator=g) * 3000).to(torch.int16),
         "valid_frames": torch.full((batch,), frames),
     }
-    if model_name == "gabor":
-        out["gabor"] = torch.randn(batch, frames, 21, generator=g)
+    if model_name == "gabor":  # raw video-rate Gabor features (7 a frame)
+        out["gabor"] = torch.rand(batch, frames, 7, generator=g) * 50
     return {k: v.to(device) for k, v in out.items()}
 
 

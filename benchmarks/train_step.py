@@ -32,7 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lipflow.models import registry, runtime  # noqa: E402
-from lipflow.models.nets import gabor  # noqa: E402
+from lipflow.models.nets import gabor_features  # noqa: E402
 from lipflow.tasks.settings.project import load_params  # noqa: E402
 
 FRAMES = 75
@@ -72,8 +72,10 @@ def make_batch(model_name: str, batch_size: int, device: torch.device) -> dict[s
         "mfec": torch.randn(batch_size, 2 * FRAMES - 1, 40, 3, generator=g),
         "valid_frames": torch.full((batch_size,), FRAMES),
     }
-    if model_name == "gabor":
-        batch["gabor"] = torch.randn(batch_size, FRAMES, 21, generator=g)
+    if model_name == "gabor":  # raw video-rate features
+        batch["gabor"] = torch.rand(batch_size, FRAMES, 7, generator=g) * 50
+    if model_name in ("gabor", "gaborpic"):  # their target is made from the audio
+        batch["wav"] = (torch.randn(batch_size, FRAMES * 640, generator=g) * 3000).to(torch.int16)
     return {k: v.to(device) for k, v in batch.items()}
 
 
@@ -194,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
     frames = np.random.default_rng(0).integers(0, 256, (FRAMES, 60, 100)).astype(np.uint8)
     t0 = time.perf_counter()
-    gabor.gabor_features(frames)
+    gabor_features.gabor_features(frames)
     rate = FRAMES / (time.perf_counter() - t0)
     print(f"gabor feature extraction: {rate:.0f} frames/s (60x100 noise frames; one core)")
     return 0

@@ -134,6 +134,10 @@ def _corpus_wer(records: list[dict[str, Any]], wer_key: str) -> dict[str, Any]:
 SIGNAL_KEYS = [f"{p}.{m}" for p in ("lip2wav_protocol", "vcagan_protocol")
                for m in ("stoi", "estoi", "pesq")]
 MEL_KEYS = ["mcd_db", "mel_l1", "spectrogram_correlation"]
+#: Scores of a model that predicts the NSL auditory spectrogram (the Gabor models): corr2
+#: on it, the paper's metric; the summary adds ``aud_corr2_outliers_removed``, the mean
+#: over the clips within 2 standard deviations, as the paper averaged.
+AUDITORY_KEYS = ["aud_corr2"]
 #: Why a model's mel scores are left out: it predicts another representation (VCA-GAN: a
 #: linear spectrogram), which MCD and mel L1 against the stored mel cannot compare.
 NOT_A_MEL = "predicts_no_lipflow_mel"
@@ -161,6 +165,14 @@ def _mel_scores(mel_t: np.ndarray, mel_p: np.ndarray, ln: Mapping[str, float]) -
     }
 
 
+def _auditory_scores(spec_t: np.ndarray, spec_p: np.ndarray) -> dict[str, Any]:
+    from lipflow.models import metrics
+
+    corr = metrics.spectrogram_correlation(spec_t, spec_p)
+    return {"aud_corr2": corr if math.isfinite(corr)
+            else metrics.Excluded("constant_spectrogram")}
+
+
 def _speech_scores(
     model, spec_, loader, cfg, out_dir, inverse_mel, mel_params, device, sample_rate_hz
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -179,6 +191,7 @@ def _speech_scores(
     pending: list[tuple[ClipInfo, dict[str, np.ndarray]]] = []
     records: dict[str, list[dict[str, Any]]] = {kind: [] for kind in ROW_KINDS}
     to_waveform = inverse_mel or spec_.to_waveform
+    auditory = getattr(spec_.module, "SPECTROGRAM", "") == "auditory"
     for batch in loader:
         pred = spec_.predict(model, to_device(batch, device)).float().cpu().numpy()
         lipflow_mel = spec_.target is None  # else the model's own representation
@@ -208,6 +221,8 @@ def _speech_scores(
                 if kind == "model":
                     row.update(_mel_scores(mel_t, mel_p, ln) if lipflow_mel else
                                dict.fromkeys(MEL_KEYS, metrics.Excluded(NOT_A_MEL)))
+                    if auditory:
+                        row.update(_auditory_scores(mel_t, mel_p))
                 records[kind].append(row)
             pcm = metrics.peak_normalise_int16(signals["model"])
             _write_pcm(wav_dir / name, pcm, sample_rate_hz)  # the signal the Lip2Wav row scored
@@ -227,7 +242,11 @@ def _speech_scores(
                                                              [row["hypothesis"]])
     recogniser = "grid grammar" if grammar == "grid" else "general English LM"
     summary: dict[str, Any] = {"clips": len(pending), "asr": f"pocketsphinx, {recogniser}"}
-    summary.update(_aggregate(records["model"], SIGNAL_KEYS + MEL_KEYS))
+    summary.update(_aggregate(records["model"], SIGNAL_KEYS + MEL_KEYS
+                              + (AUDITORY_KEYS if auditory else [])))
+    if auditory:
+        summary["aud_corr2_outliers_removed"] = metrics.outlier_trimmed_mean(
+            [r["aud_corr2"] for r in records["model"] if isinstance(r["aud_corr2"], float)])
     summary.update(_corpus_wer(records["model"], wer_key))
     for kind in ROW_KINDS[1:]:
         summary[kind] = {**_aggregate(records[kind], SIGNAL_KEYS),
@@ -296,10 +315,11 @@ def evaluate(
 ) -> dict[str, Any]:
     """Score a trained model on the test clips; write and return the summary.
 
-    Speech models (lip2wav, gabor, vcagan): each predicted spectrogram becomes a waveform
+    Speech models (lip2wav, gabor, gaborpic, vcagan): each predicted spectrogram becomes a waveform
     through ``inverse_mel`` (default: the model's vocoder, :attr:`ModelSpec.to_waveform`:
     Griffin-Lim of the Lip2Wav mel with ``mel_params`` = ``features.mel`` of params.yaml,
-    or of VCA-GAN's linear spectrogram) and is scored against the clip's
+    or of VCA-GAN's linear spectrogram, or NSL ``aud2wav`` of the Gabor models' auditory
+    spectrogram) and is scored against the clip's
     stored audio under both papers' protocols (:func:`lipflow.models.metrics.lip2wav_protocol`:
     peak-normalised int16, PESQ nb at 16 kHz; :func:`~lipflow.models.metrics.vcagan_protocol`:
     clipped to [-1, 1], PESQ nb at 8 kHz), plus MCD, mel L1, spectrogram correlation and
@@ -310,10 +330,12 @@ def evaluate(
     model's :attr:`ModelSpec.target`: the vocoder's ceiling), so a
     model's score reads against its upper bounds. Means are over the clips that could be
     scored (a model predicting no Lip2Wav mel has its MCD / mel L1 / correlation excluded
-    as :data:`NOT_A_MEL`); ``<metric>_clips`` counts them and ``<metric>_excluded``
-    counts the rest by reason (no NaN is dropped silently). ``out_dir/wavs/<clip id>.wav``
-    holds, for every test clip, the model's waveform exactly as the Lip2Wav protocol scored it;
-    ``out_dir/clips.csv`` has one row per clip and row kind.
+    as :data:`NOT_A_MEL`; the Gabor models, predicting the NSL auditory spectrogram, get
+    :data:`AUDITORY_KEYS` instead: ``aud_corr2`` per clip and, in the summary, its mean
+    and ``aud_corr2_outliers_removed``, the paper's average); ``<metric>_clips`` counts
+    them and ``<metric>_excluded`` counts the rest by reason (no NaN is dropped silently).
+    ``out_dir/wavs/<clip id>.wav`` holds, for every test clip, the model's waveform exactly
+    as the Lip2Wav protocol scored it; ``out_dir/clips.csv`` has one row per clip and row kind.
 
     The sync model: EER, AUC and AP over the test pairs, plus their mean/std over
     ``cfg['folds']`` folds, one row per pair in ``out_dir/pairs.csv``. Both write

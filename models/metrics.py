@@ -18,7 +18,10 @@ Speech (per clip, 16 kHz float waveforms in [-1, 1]):
   the function docstring).
 * :func:`mel_l1` -- mean absolute difference of two (normalised) mels.
 * :func:`spectrogram_correlation` -- 2-D Pearson correlation (MATLAB ``corr2``), the
-  GaborFea2Speech score.
+  GaborFea2Speech score; on a Lip2Wav log-mel for the mel models (``spectrogram_correlation``
+  in the summaries) and on the NSL auditory spectrogram for the Gabor models
+  (``aud_corr2``, the paper's representation), where :func:`outlier_trimmed_mean` gives
+  the paper's average (clips beyond 2 standard deviations left out).
 
 Sync / verification (labels 1 = genuine pair, scores: higher = more likely genuine):
 :func:`equal_error_rate`, :func:`roc_auc`, :func:`average_precision` and
@@ -283,6 +286,18 @@ def spectrogram_correlation(spec_ref: np.ndarray, spec_deg: np.ndarray) -> float
     if denom == 0.0:
         return float("nan")
     return float(np.sum(a * b) / denom)
+
+
+def outlier_trimmed_mean(values: Sequence[float]) -> float:
+    """Mean of the values within ``mean +- 2 std`` (``np.std``, ddof 0): the Gabor
+    paper's ``removeOutliers`` (``Corr2d_eva.py``), how its 72-81% corr2 were averaged.
+    NaN for no values."""
+    x = np.asarray([v for v in values if math.isfinite(v)], dtype=np.float64)
+    if x.size == 0:
+        return float("nan")
+    mean, std = float(x.mean()), float(x.std())
+    kept = x[(x >= mean - 2 * std) & (x <= mean + 2 * std)]
+    return float(kept.mean())
 
 
 # --------------------------------------------------------------------------- verification

@@ -1,9 +1,10 @@
 """The one registry of lipflow's models: name, nets module, video stream, kind, presets.
 
 Every model module (``lipflow.models.nets.lip2wav``, ``lipflow.models.nets.avsync``,
-``lipflow.models.nets.gabor``) offers the same three functions: ``build(cfg) ->
-nn.Module``, ``loss(model, batch) -> scalar tensor`` and ``predict(model, batch)`` (a mel
-for the speech models, ``(scores, labels)`` for the sync model), and may offer the
+``lipflow.models.nets.gabor``, ``lipflow.models.nets.gaborpic``) offers the same three
+functions: ``build(cfg) -> nn.Module``, ``loss(model, batch) -> scalar tensor`` and
+``predict(model, batch)`` (a mel for the speech models, an auditory spectrogram for the
+Gabor ones, ``(scores, labels)`` for the sync model), and may offer the
 optional hooks ``optimisers`` / ``schedulers`` / ``train_step`` (a GAN's two-optimiser
 step, :mod:`lipflow.models.training_step`) and ``to_waveform`` (its own vocoder,
 :mod:`lipflow.models.speech`), which :class:`ModelSpec` fills with defaults. Training,
@@ -124,6 +125,7 @@ MODELS: dict[str, ModelSpec] = {
     "lip2wav": ModelSpec("lip2wav", "lipflow.models.nets.lip2wav", "face", "speech"),
     "avsync": ModelSpec("avsync", "lipflow.models.nets.avsync", "mouth", "sync"),
     "gabor": ModelSpec("gabor", "lipflow.models.nets.gabor", "mouth", "speech"),
+    "gaborpic": ModelSpec("gaborpic", "lipflow.models.nets.gaborpic", "mouth", "speech"),
     "vcagan": ModelSpec("vcagan", "lipflow.models.nets.vcagan", "mouth", "speech",
                         train_windows=True),
 }

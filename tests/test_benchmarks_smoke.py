@@ -104,6 +104,6 @@ def test_gpu_step_benchmark_takes_every_models_step_on_cpu() -> None:
     its D+G step, and its Griffin-Lim timing line is printed."""
     out = run_script("gpu_step.py", "--device", "cpu", "--size", "tiny", "--batch", "2",
                      "--frames", "40", "--steps", "1")
-    for model in ("lip2wav", "avsync", "gabor", "vcagan"):
+    for model in ("lip2wav", "avsync", "gabor", "gaborpic", "vcagan"):
         assert re.search(rf"^{model} +fp32 +\d+\.\d{{3}} +\d+$", out, re.M), out
     assert re.search(r"^vcagan Griffin-Lim of one batch \(2 clips\): \d+\.\d\d s$", out, re.M)

@@ -64,7 +64,7 @@ def test_repro_builds_sample_end_to_end(repo: Path, first_repro: str) -> None:
     assert ran_stages(first_repro) == {
         "download_grid@s1", "prepare_grid@s1", "sync_score@s1",
         *(f"{step}@{model}" for step in ("train", "evaluate")
-          for model in ("lip2wav", "avsync", "gabor", "vcagan")),
+          for model in ("lip2wav", "avsync", "gabor", "gaborpic", "vcagan")),
     }
     raw = pd.read_parquet(repo / "data/raw/grid/manifests/s1.parquet")
     assert sorted(raw["utterance_id"]) == ["bbaf2n", "bbal6n", "bbbf8p"]

@@ -52,7 +52,8 @@ def test_in_memory_clips_get_counts_reference_rows_and_exclusions(model_name: st
     summary = evaluation.evaluate(
         model_name, result.checkpoint, loader, cfg, tmp_path / "eval",
         metrics_path=tmp_path / "metrics" / f"{model_name}.json", mel_params=MEL_PARAMS,
-        inverse_mel=_stub_inverse_mel,
+        # gabor predicts an auditory spectrogram: its own vocoder (NSL aud2wav), not a mel stub
+        inverse_mel=_stub_inverse_mel if model_name == "lip2wav" else None,
     )
     written = json.loads((tmp_path / "metrics" / f"{model_name}.json").read_text())
     assert written["model"] == model_name and written["clips"] == 3
@@ -67,13 +68,23 @@ def test_in_memory_clips_get_counts_reference_rows_and_exclusions(model_name: st
         assert row["wer_general_lm_excluded"] == {"no_transcript": 3}
     assert written["ground_truth"]["lip2wav_protocol"]["stoi"] == pytest.approx(1.0, abs=1e-6)
     assert written["ground_truth"]["vcagan_protocol"]["pesq"] > 4.0
-    assert written["mcd_db_clips"] == 3 and written["mcd_db"] > 0
+    if model_name == "lip2wav":
+        assert written["mcd_db_clips"] == 3 and written["mcd_db"] > 0
+    else:  # the auditory spectrogram's corr2 instead of mel scores (the silent clip's is
+        # undefined: a constant spectrogram)
+        assert written["mcd_db_clips"] == 0
+        assert written["mcd_db_excluded"] == {evaluation.NOT_A_MEL: 3}
+        assert written["aud_corr2_clips"] == 2
+        assert written["aud_corr2_excluded"] == {"constant_spectrogram": 1}
+        assert -1.0 <= written["aud_corr2"] <= 1.0
+        assert -1.0 <= written["aud_corr2_outliers_removed"] <= 1.0
     assert summary["lip2wav_protocol"]["stoi"] == written["lip2wav_protocol"]["stoi"]
     rows = _read_csv(tmp_path / "eval" / "clips.csv")
     assert [r["kind"] for r in rows] == ["model"] * 3 + ["ground_truth"] * 3 + ["griffin_lim"] * 3
     assert rows[2]["lip2wav_protocol.pesq"] == ""
     assert "lip2wav_protocol.pesq: silent_reference" in rows[2]["excluded"]
-    assert rows[0]["mcd_db"] and not rows[3]["mcd_db"]  # mel scores only for the model
+    score = "mcd_db" if model_name == "lip2wav" else "aud_corr2"
+    assert rows[0][score] and not rows[3][score]  # spectrogram scores only for the model
     wavs = sorted(p.name for p in (tmp_path / "eval" / "wavs").iterdir())
     assert wavs == ["clip_0000.wav", "clip_0001.wav", "clip_0002.wav"]
 

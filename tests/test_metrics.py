@@ -188,3 +188,16 @@ def test_verification_metrics_need_both_labels() -> None:
         metrics.equal_error_rate([1, 1], [0.2, 0.3])
     with pytest.raises(metrics.MetricError, match="folds"):
         metrics.kfold_scores([1, 0, 1, 0], [1, 0, 1, 0], folds=10)
+
+
+def test_outlier_trimmed_mean_is_the_gabor_papers_remove_outliers() -> None:
+    """Corr2d_eva.py's removeOutliers: keep values within mean +- 2 std (np.std), average."""
+    values = [0.7, 0.72, 0.74, 0.76, 0.78, 0.8, 0.71, 0.73, 0.75, 0.77, -0.5]
+    x = np.array(values)
+    lo, hi = x.mean() - 2 * x.std(), x.mean() + 2 * x.std()
+    assert lo > -0.5  # the -0.5 clip is an outlier by that rule
+    expected = x[(x >= lo) & (x <= hi)].mean()
+    assert metrics.outlier_trimmed_mean(values) == pytest.approx(expected)
+    assert metrics.outlier_trimmed_mean(values) == pytest.approx(np.mean(values[:-1]))
+    assert metrics.outlier_trimmed_mean([0.5, float("nan")]) == pytest.approx(0.5)
+    assert math.isnan(metrics.outlier_trimmed_mean([]))

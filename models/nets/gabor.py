@@ -1,219 +1,384 @@
-"""GaborFea2Speech: seven hand-made lip-shape features per frame -> LSTM -> mel.
+"""GaborFea2Speech and GaborPic2Speech, as the Gabor lip2speech repository built them.
 
-Per frame (the Lip2Speech seed model): filter the grayscale mouth crop with one Gabor
-kernel (12x12, sigma 5, theta 90 degrees, lambda 10, gamma 0.5, psi 0) and square the
-response (energy of the horizontal lip edges); threshold it with Yen's method; among the
-connected regions keep the one whose centroid is nearest the crop centre (the mouth); and
-describe it by seven numbers: bounding-box width and height, area, centroid x and y,
-mean intensity (of the grayscale crop inside the region) and orientation (radians,
-skimage convention). Deltas and delta-deltas over time make 21 features per frame; a
-one-layer LSTM and a dense layer map them to the 80-band mel, upsampled in time from T
-video frames to M mel frames.
+Source: zhongpingDong12/lip2Speech (``codes/train_GaborFea2Speech.py``,
+``codes/train_GaborPic2Speech.py``, ``codes/train_autoencoder.py``, ``codes/Corr2d_eva.py``).
+The inputs (Gabor pictures, the seven features, the 390-step time base and 26-step
+slices) are :mod:`lipflow.models.nets.gabor_features`; the auditory spectrogram is
+:mod:`lipflow.tasks.features.auditory` (NSL ``wav2aud``, ``paras = [8 8 -2 -1]`` on 8-kHz
+audio, 125 frames a second).
 
-A wide-open mouth can split into two regions (the upper and lower lip edges); the
-region nearest the centre is then one lip, as in the seed model.
+Target. An autoencoder on single frames of the auditory spectrogram compressed by
+``** 0.3``: dense 512-128-64 (each batch norm + LeakyReLU 0.3) -> dense 32 (L1+L2 0.001 on
+its kernel) + batch norm + sigmoid (+ Gaussian noise 0.05 in training) = the **32-d
+bottleneck**; decoder dense 64-128 (batch norm + LeakyReLU) -> dense 128. The lip networks
+regress the bottleneck of each 26-step slice (32 x 26 = 832 sigmoid outputs); the
+decoder turns a prediction back into the compressed spectrogram, ``** 3`` undoes the
+compression (the original's exponent, not 1/0.3).
 
-Empty thresholds: a frame whose response is flat (no edge at all) or whose threshold
-keeps no pixels has no region; it takes the previous frame's features (zeros when it is
-the first frame), so a short dropout does not look like a closed mouth.
+Networks (Keras ``Sequential`` in the original; batch norm with Keras' momentum 0.99 and
+eps 1e-3; He-normal kernels):
+
+* **GaborFea2Speech**: (26, 21) slice -> LSTM 512 -> BN -> ELU -> dropout 0.25 ->
+  flatten -> dense 2048 -> BN -> ELU -> dropout 0.4 -> dense 832 -> sigmoid.
+* **GaborPic2Speech**: (3, 40, 80, 26) slice (Gabor picture and its two differences) ->
+  Conv3D 16 (3x3x3, same, L2 5e-4) -> BN -> LeakyReLU -> max-pool (2, 2, 1) -> dropout
+  0.25 -> per step (16 x 20 x 40) -> two LSTM 512 blocks as above -> the same head. The
+  original reshaped the channels-first conv output straight to (26, 12800) (Keras
+  ``Reshape``, which scrambles time and space); we move time first, which is what its
+  comment says it meant.
+
+Loss: ``-corr2(a, b) + MSE(a - mean a, b - mean b)`` over the whole batch (the
+original's ``corr2_mse_loss``: both centred by their global means first), for the lip
+network against the bottleneck and for the autoencoder against its input.
+
+One training stage instead of two: the original trained the autoencoder first (150
+epochs) and then the lip network on its frozen bottleneck. lipflow's ``train`` stage
+trains one model, so both train together: the autoencoder on its own reconstruction loss
+(weight ``ae_weight``) and the lip network on the bottleneck of the autoencoder in eval
+mode (no noise, batch-norm running statistics, no gradient into the autoencoder), as
+the original extracted its targets (``learning_phase`` 0).
 """
 
 from __future__ import annotations
 
-import math
+import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
-from skimage.filters import threshold_yen
-from skimage.measure import label, regionprops
 from torch import nn
 
+from lipflow.models.nets import gabor_features as gf
 from lipflow.tasks.common.errors import ConfigError
-from lipflow.tasks.settings.schema import Mel
+from lipflow.tasks.features import auditory
 
-FEATURE_NAMES = (
-    "box_width",
-    "box_height",
-    "area",
-    "centroid_x",
-    "centroid_y",
-    "mean_intensity",
-    "orientation",
-)
-N_FEATURES = len(FEATURE_NAMES)
-
-
-def gabor_kernel() -> np.ndarray:
-    """The seed model's kernel: 12x12, sigma 5, theta pi/2, lambda 10, gamma 0.5, psi 0.
-
-    OpenCV centres the kernel, so a (12, 12) request gives 13x13 taps (-6..6), exactly as
-    the seed model's own ``cv2.getGaborKernel((12, 12), ...)`` call did.
-    """
-    return cv2.getGaborKernel(
-        (12, 12), sigma=5, theta=math.pi / 2, lambd=10, gamma=0.5, psi=0, ktype=cv2.CV_32F
-    )
-
-
-def _frame_features(frame: np.ndarray, kernel: np.ndarray) -> np.ndarray | None:
-    """The seven features of one (H, W) uint8 frame, or None when no region is found."""
-    gray = frame.astype(np.float32)
-    energy = cv2.filter2D(gray / 255.0, cv2.CV_32F, kernel) ** 2
-    if not np.isfinite(energy).all() or float(energy.max() - energy.min()) <= 1e-12:
-        return None
-    mask = energy > threshold_yen(energy)
-    if not mask.any():
-        return None
-    regions = regionprops(label(mask), intensity_image=gray)
-    cy, cx = (frame.shape[0] - 1) / 2.0, (frame.shape[1] - 1) / 2.0
-    best = min(regions, key=lambda r: (r.centroid[0] - cy) ** 2 + (r.centroid[1] - cx) ** 2)
-    r0, c0, r1, c1 = best.bbox
-    row, col = best.centroid
-    return np.array(
-        [c1 - c0, r1 - r0, best.area, col, row, best.intensity_mean, best.orientation],
-        dtype=np.float32,
-    )
-
-
-def gabor_features(mouth_frames: np.ndarray) -> np.ndarray:
-    """(T, H, W) uint8 grayscale mouth crops -> (T, 7) float32 features (see module doc).
-
-    Pixel units (sizes, area, centroid) and 0..255 intensity; deterministic. A frame
-    without a region repeats the previous frame's values (zeros for a leading one).
-    """
-    frames = np.asarray(mouth_frames)
-    if frames.ndim != 3:
-        raise ConfigError(f"gabor_features needs (T, H, W) grayscale frames, got {frames.shape}")
-    kernel = gabor_kernel()
-    out = np.zeros((len(frames), N_FEATURES), dtype=np.float32)
-    previous = np.zeros(N_FEATURES, dtype=np.float32)
-    for t, frame in enumerate(frames):
-        feats = _frame_features(frame, kernel)
-        previous = previous if feats is None else feats
-        out[t] = previous
-    return out
-
-
-def normalise_features(features: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Scale the seven features to about [0, 1] (or [-1, 1]) by the crop size.
-
-    Width, x by W; height, y by H; area by H*W; intensity by 255. Orientation (skimage:
-    -pi/2..pi/2, where +-pi/2 are the same horizontal line, so a mouth flips sign from
-    frame to frame) is wrapped to ``(o mod pi) / (pi/2) - 1``: 0 for a horizontal region,
-    continuous around it. Makes the LSTM's input independent of the mouth-crop preset.
-    """
-    scale = np.array([width, height, height * width, width, height, 255.0, 1.0], dtype=np.float32)
-    out = np.asarray(features, dtype=np.float32) / scale
-    out[:, 6] = np.mod(out[:, 6], math.pi) / (math.pi / 2) - 1.0
-    return out
-
-
-def add_deltas(features: np.ndarray, width: int = 5) -> np.ndarray:
-    """(T, F) -> (T, 3F): features, deltas, delta-deltas (``librosa.feature.delta``).
-
-    ``width`` shrinks to the largest odd number <= T for short clips; a single frame gets
-    zero deltas.
-    """
-    import librosa
-
-    x = np.asarray(features, dtype=np.float32)
-    t = len(x)
-    w = min(width, t if t % 2 else t - 1)
-    if w < 3:
-        zeros = np.zeros_like(x)
-        return np.concatenate([x, zeros, zeros], axis=1)
-    d1 = librosa.feature.delta(x, width=w, order=1, axis=0)
-    d2 = librosa.feature.delta(x, width=w, order=2, axis=0)
-    return np.concatenate([x, d1, d2], axis=1).astype(np.float32)
-
-
-def clip_inputs(mouth_frames: np.ndarray) -> np.ndarray:
-    """(T, H, W) uint8 -> (T, 21) model input: normalised features with deltas."""
-    frames = np.asarray(mouth_frames)
-    feats = normalise_features(gabor_features(frames), frames.shape[1], frames.shape[2])
-    return add_deltas(feats)
+#: what :func:`predict` returns: the auditory spectrogram (not a Lip2Wav mel), so the
+#: evaluation scores its corr2 (``aud_corr2``) instead of mel metrics
+SPECTROGRAM = "auditory"
+#: rows a second of :func:`predict` (NSL 8-ms frames), for ``lipflow synthesize``'s windows
+#: (each window's rows start 2 frames, 16 ms, into it: the original dropped them)
+SPECTROGRAM_FRAMES_PER_SECOND = gf.AUD_FRAMES_PER_S
+#: the original's compression of the spectrogram before the autoencoder, and its inverse
+COMPRESS, EXPAND = 0.3, 3.0
+#: ``aud2wav`` iterations of :func:`to_waveform`: on real GRID s1 speech, STOI of the
+#: inverted true spectrogram is 0.885 after 8 and 0.891 after 12 (bbal6n), at a third of
+#: the time of 20 (about 0.3 s an iteration for 3 s on one core)
+VOCODER_ITERATIONS = 8
+#: Keras BatchNormalization defaults (momentum 0.99 -> torch 0.01)
+_BN = {"eps": 1e-3, "momentum": 0.01}
 
 
 @dataclass
 class GaborConfig:
+    """Sizes and knobs (defaults: the paper's). ``inputs``: ``features`` (GaborFea2Speech)
+    or ``pictures`` (GaborPic2Speech)."""
+
+    inputs: str = "features"
     fps: float = 25.0
-    mel_frames_per_s: float = field(default_factory=lambda: Mel().frames_per_second)
-    n_mels: int = field(default_factory=lambda: Mel().n_mels)
-    hidden: int = 256
+    hidden: int = 512
+    dense: int = 2048
+    bottleneck: int = 32
+    ae_widths: list[int] = field(default_factory=lambda: [512, 128, 64])
+    ae_weight: float = 1.0
+    picture_hw: list[int] = field(default_factory=lambda: [40, 80])
+    conv_channels: int = 16
+    lstm_layers: int | None = None  # default: 1 for features, 2 for pictures
+    jpeg: bool = True
 
     @classmethod
-    def from_dict(cls, cfg: dict[str, Any]) -> GaborConfig:
+    def from_dict(cls, cfg: Mapping[str, Any]) -> GaborConfig:
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in cfg.items() if k in names})
+        out = cls(**{k: v for k, v in cfg.items() if k in names})
+        if out.inputs not in ("features", "pictures"):
+            raise ConfigError(f"gabor inputs must be features or pictures, not {out.inputs!r}")
+        return out
 
-    def mel_frames(self, video_frames: int) -> int:
-        return int(round(video_frames * self.mel_frames_per_s / self.fps))
+    @property
+    def layers(self) -> int:
+        return self.lstm_layers or (1 if self.inputs == "features" else 2)
+
+
+# --------------------------------------------------------------------------- networks
+
+
+class _LstmBlock(nn.Module):
+    """LSTM -> batch norm over features -> ELU -> dropout 0.25 (sequence out)."""
+
+    def __init__(self, n_in: int, hidden: int):
+        super().__init__()
+        self.lstm = nn.LSTM(n_in, hidden, batch_first=True)
+        nn.init.kaiming_normal_(self.lstm.weight_ih_l0)
+        nn.init.orthogonal_(self.lstm.weight_hh_l0)
+        self.norm = nn.BatchNorm1d(hidden, **_BN)
+        self.out = nn.Sequential(nn.ELU(), nn.Dropout(0.25))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, _ = self.lstm(x)
+        return self.out(self.norm(h.transpose(1, 2)).transpose(1, 2))
+
+
+class _Head(nn.Module):
+    """Flatten -> dense -> BN -> ELU -> dropout 0.4 -> dense (bottleneck x 26) -> sigmoid."""
+
+    def __init__(self, hidden: int, dense: int, bottleneck: int):
+        super().__init__()
+        self.bottleneck = bottleneck
+        first = nn.Linear(gf.SLICE_STEPS * hidden, dense)
+        last = nn.Linear(dense, bottleneck * gf.SLICE_STEPS)
+        for layer in (first, last):
+            nn.init.kaiming_normal_(layer.weight)
+            nn.init.zeros_(layer.bias)
+        self.net = nn.Sequential(nn.Flatten(), first, nn.BatchNorm1d(dense, **_BN), nn.ELU(),
+                                 nn.Dropout(0.4), last, nn.Sigmoid())
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """(N, 26, hidden) -> (N, bottleneck, 26): channel-major, as the original's slices."""
+        return self.net(h).view(-1, self.bottleneck, gf.SLICE_STEPS)
 
 
 class GaborFea2Speech(nn.Module):
-    """(B, T, 21) features -> one-layer LSTM -> upsample to M frames -> dense -> (B, M, 80)."""
+    """(N, 26, 21) feature slices -> (N, 32, 26) bottleneck slices."""
+
+    def __init__(self, cfg: GaborConfig):
+        super().__init__()
+        blocks = [_LstmBlock(3 * gf.N_FEATURES, cfg.hidden)]
+        blocks += [_LstmBlock(cfg.hidden, cfg.hidden) for _ in range(cfg.layers - 1)]
+        self.lstm = nn.Sequential(*blocks)
+        self.head = _Head(cfg.hidden, cfg.dense, cfg.bottleneck)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.lstm(x.float()))
+
+
+class GaborPic2Speech(nn.Module):
+    """(N, 3, h, w, 26) picture slices -> (N, 32, 26) bottleneck slices."""
+
+    def __init__(self, cfg: GaborConfig):
+        super().__init__()
+        h, w = (int(v) for v in cfg.picture_hw)
+        c = cfg.conv_channels
+        conv = nn.Conv3d(3, c, kernel_size=3, padding=1)
+        nn.init.kaiming_normal_(conv.weight)
+        self.front = nn.Sequential(conv, nn.BatchNorm3d(c, **_BN), nn.LeakyReLU(0.3),
+                                   nn.MaxPool3d((2, 2, 1)), nn.Dropout(0.25))
+        n_in = c * (h // 2) * (w // 2)
+        blocks = [_LstmBlock(n_in, cfg.hidden)]
+        blocks += [_LstmBlock(cfg.hidden, cfg.hidden) for _ in range(cfg.layers - 1)]
+        self.lstm = nn.Sequential(*blocks)
+        self.head = _Head(cfg.hidden, cfg.dense, cfg.bottleneck)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.front(x.float())  # (N, c, h/2, w/2, 26)
+        seq = f.permute(0, 4, 1, 2, 3).flatten(2)  # (N, 26, c*h/2*w/2)
+        return self.head(self.lstm(seq))
+
+
+class AudAutoencoder(nn.Module):
+    """Frames of the compressed auditory spectrogram (.., 128) <-> 32-d bottleneck."""
+
+    def __init__(self, cfg: GaborConfig):
+        super().__init__()
+        widths = [auditory.N_CHANNELS, *cfg.ae_widths]
+        enc: list[nn.Module] = []
+        for a, b in zip(widths[:-1], widths[1:], strict=True):
+            enc += [nn.Linear(a, b), nn.BatchNorm1d(b, **_BN), nn.LeakyReLU(0.3)]
+        self.code = nn.Linear(widths[-1], cfg.bottleneck)
+        self.encoder = nn.Sequential(*enc, self.code, nn.BatchNorm1d(cfg.bottleneck, **_BN),
+                                     nn.Sigmoid())
+        back = [cfg.bottleneck, *cfg.ae_widths[:0:-1]]
+        dec: list[nn.Module] = []
+        for a, b in zip(back[:-1], back[1:], strict=True):
+            dec += [nn.Linear(a, b), nn.BatchNorm1d(b, **_BN), nn.LeakyReLU(0.3)]
+        self.decoder = nn.Sequential(*dec, nn.Linear(back[-1], auditory.N_CHANNELS))
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        code = self.encoder(frames)
+        return code + 0.05 * torch.randn_like(code) if self.training else code
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encode(frames))
+
+    def regulariser(self) -> torch.Tensor:
+        """Keras ``l1_l2(0.001)`` on the bottleneck layer's kernel."""
+        w = self.code.weight
+        return 1e-3 * (w.abs().sum() + (w * w).sum())
+
+
+class GaborSpeech(nn.Module):
+    """The lip network and its autoencoder, trained and saved together."""
 
     def __init__(self, cfg: GaborConfig):
         super().__init__()
         self.cfg = cfg
-        self.lstm = nn.LSTM(3 * N_FEATURES, cfg.hidden, num_layers=1, batch_first=True)
-        self.dense = nn.Linear(cfg.hidden, cfg.n_mels)
+        self.lip = GaborFea2Speech(cfg) if cfg.inputs == "features" else GaborPic2Speech(cfg)
+        self.autoencoder = AudAutoencoder(cfg)
 
-    def forward(self, features: torch.Tensor, mel_frames: int | None = None) -> torch.Tensor:
-        m = mel_frames or self.cfg.mel_frames(features.shape[1])
-        h, _ = self.lstm(features.float())
-        h = F.interpolate(h.transpose(1, 2), size=m, mode="linear", align_corners=False)
-        return self.dense(h.transpose(1, 2))
+    def forward(self, slices: torch.Tensor) -> torch.Tensor:
+        return self.lip(slices)
 
 
-def batch_inputs(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The (B, T, 21) input: ``batch['gabor']`` when the dataset precomputed it, else from
-    the grayscale ``video`` (B, T, H, W) (RGB faces are converted to luma first)."""
-    if "gabor" in batch:
-        return batch["gabor"].float()
-    video = batch["video"]
-    if video.ndim == 5:
-        weights = torch.tensor([0.299, 0.587, 0.114])
-        video = (video.float() * weights).sum(-1).round().clamp(0, 255).to(torch.uint8)
-    clips = [_cached_clip_inputs(v.cpu().numpy()) for v in video]
-    return torch.from_numpy(np.stack(clips)).to(video.device)
+# --------------------------------------------------------------------------- losses
+
+
+def corr2_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The original's ``corr2_mse_loss``: both centred by their global means, then
+    ``-sum(a b) / sqrt(sum(a a) sum(b b)) + mean((a - b) ** 2)``."""
+    a = pred.float() - pred.float().mean()
+    b = target.float() - target.float().mean()
+    # clamped under the root: a constant target (a silent clip) gives r = 0 and a finite
+    # gradient, where sqrt(0)'s infinite slope would turn every weight into NaN
+    r = (a * b).sum() / torch.sqrt(((a * a).sum() * (b * b).sum()).clamp_min(1e-12))
+    return -r + ((a - b) ** 2).mean()
+
+
+# --------------------------------------------------------------------------- batches
 
 
 _CACHE: dict[bytes, np.ndarray] = {}
-_CACHE_CLIPS = 4096  # about 25 MB of features for 75-frame clips
+_CACHE_ITEMS = 4096
 
 
-def _cached_clip_inputs(frames: np.ndarray) -> np.ndarray:
-    """:func:`clip_inputs`, memoised by a hash of the frames: the feature extraction costs
-    tens of ms per frame, and every epoch sees the same clips."""
-    import hashlib
-
-    key = hashlib.blake2b(np.ascontiguousarray(frames).tobytes(), digest_size=16).digest()
-    key += repr(frames.shape).encode()
+def _cached(kind: str, array: np.ndarray, fn) -> np.ndarray:
+    """``fn(array)`` memoised by a hash of the array: Gabor pictures and auditory
+    spectrograms cost tens of ms a clip, and every epoch sees the same clips."""
+    key = hashlib.blake2b(np.ascontiguousarray(array).tobytes(), digest_size=16).digest()
+    key += f"{kind}{array.shape}{array.dtype}".encode()
     if key not in _CACHE:
-        if len(_CACHE) >= _CACHE_CLIPS:
+        if len(_CACHE) >= _CACHE_ITEMS:
             _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = clip_inputs(frames)
+        _CACHE[key] = fn(array)
     return _CACHE[key]
 
 
-def build(cfg: dict[str, Any]) -> GaborFea2Speech:
-    return GaborFea2Speech(GaborConfig.from_dict(cfg))
+def _grey(video: torch.Tensor) -> np.ndarray:
+    """(B, T, H, W) or RGB (B, T, H, W, 3) -> (B, T, H, W) uint8 luma."""
+    if video.ndim == 5:
+        weights = torch.tensor([0.299, 0.587, 0.114], device=video.device)
+        video = (video.float() * weights).sum(-1).round().clamp(0, 255)
+    return video.to(torch.uint8).cpu().numpy()
 
 
-def loss(model: GaborFea2Speech, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """L1 on mels (masked to the clip's valid frames, as for lip2wav)."""
-    from lipflow.models.nets.lip2wav import masked_l1, valid_mel_mask
+#: the stored audio's sample rate (lipflow's stores: 16 kHz)
+WAV_RATE_HZ = 16000
 
-    target = batch["mel"].float()
-    pred = model(batch_inputs(batch).to(target.device), mel_frames=target.shape[1])
-    return masked_l1(pred, target, valid_mel_mask(batch, target, model.cfg.fps))
+
+def steps_of(cfg: GaborConfig, batch: Mapping[str, Any]) -> int:
+    """Steps on the auditory time base of the batch's clips (390 for 3 s): from the audio
+    when the batch has it (so :func:`target` needs no frame rate), else from the video."""
+    if "wav" in batch:
+        frames = -(-int(batch["wav"].shape[1]) // 2 // auditory.AudParams().frame_samples)
+        return gf.steps_for_aud_frames(frames)
+    frames = int((batch["gabor"] if "gabor" in batch else batch["video"]).shape[1])
+    return gf.time_steps(frames, cfg.fps)
+
+
+def batch_inputs(cfg: GaborConfig, batch: Mapping[str, Any]) -> torch.Tensor:
+    """The lip network's input slices of every clip, clip after clip: (B * S, 26, 21)
+    features or (B * S, 3, h, w, 26) pictures. ``batch['gabor']`` (B, T, 7), when a
+    dataset precomputed the raw features, is used as it is."""
+    steps = steps_of(cfg, batch)
+    if cfg.inputs == "features":
+        if "gabor" in batch:
+            raw = batch["gabor"].float().cpu().numpy()
+        else:
+            raw = [_cached("feat", v, lambda f: gf.gabor_features(f, cfg.jpeg))
+                   for v in _grey(batch["video"])]
+        slices = [gf.feature_inputs(f, steps) for f in raw]
+    else:
+        hw = tuple(int(v) for v in cfg.picture_hw)
+        slices = [gf.picture_inputs(_cached("pic", v, lambda f: gf.gabor_pictures(f, cfg.jpeg)),
+                                    steps, hw) for v in _grey(batch["video"])]
+    device = (batch.get("gabor") if "gabor" in batch else batch["video"]).device
+    return torch.from_numpy(np.concatenate(slices)).to(device)
+
+
+def clip_auditory(wav: np.ndarray, steps: int) -> np.ndarray:
+    """One clip's 16-kHz int16 (or float) audio -> (steps, 128) auditory spectrogram, as
+    the original: 8 kHz, ``wav2aud`` with ``paras = [8 8 -2 -1]``, first 2 frames
+    dropped, reflect-padded (or cut) to ``steps``."""
+    from scipy.signal import resample_poly
+
+    x = np.asarray(wav, dtype=np.float64)
+    x = x / 32768.0 if np.asarray(wav).dtype == np.int16 else x
+    aud = auditory.wav2aud(resample_poly(x, 1, 2))[gf.AUD_SKIP_FRAMES:]
+    if len(aud) >= steps:
+        return aud[:steps].astype(np.float32)
+    mode = "reflect" if steps - len(aud) < len(aud) else "symmetric"
+    return np.pad(aud, ((0, steps - len(aud)), (0, 0)), mode=mode).astype(np.float32)
+
+
+def target(batch: Mapping[str, Any]) -> torch.Tensor:
+    """Ground truth in :func:`predict`'s representation: (B, steps, 128) auditory
+    spectrogram of the batch's audio."""
+    return _target(GaborConfig(), batch)
+
+
+def _target(cfg: GaborConfig, batch: Mapping[str, Any]) -> torch.Tensor:
+    steps = steps_of(cfg, batch)
+    wavs = batch["wav"].cpu().numpy()
+    specs = [_cached(f"aud{steps}", w, lambda a: clip_auditory(a, steps)) for w in wavs]
+    return torch.from_numpy(np.stack(specs)).to(batch["wav"].device)
+
+
+def _to_slices(x: torch.Tensor) -> torch.Tensor:
+    """(B, steps, C) -> (B * S, C, 26), the original's ``slice_audio_spec``."""
+    b, steps, c = x.shape
+    return x.reshape(b, steps // gf.SLICE_STEPS, gf.SLICE_STEPS, c).transpose(2, 3).flatten(0, 1)
+
+
+def _from_slices(x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """(B * S, C, 26) -> (B, steps, C)."""
+    n, c, t = x.shape
+    return x.view(batch_size, n // batch_size, c, t).transpose(2, 3).reshape(batch_size, -1, c)
+
+
+# --------------------------------------------------------------------------- registry API
+
+
+def build(cfg: Mapping[str, Any]) -> GaborSpeech:
+    """GaborFea2Speech (``gaborpic`` builds GaborPic2Speech through the same config)."""
+    return GaborSpeech(GaborConfig.from_dict({**cfg, "inputs": "features"}))
+
+
+def loss(model: GaborSpeech, batch: Mapping[str, Any]) -> torch.Tensor:
+    """``-corr2 + MSE`` of the lip network against the bottleneck, plus ``ae_weight`` x the
+    autoencoder's own ``-corr2 + MSE`` (and its L1+L2 term) on the compressed frames."""
+    cfg = model.cfg
+    frames = _target(cfg, batch).clamp_min(0) ** COMPRESS  # (B, steps, 128)
+    flat = frames.reshape(-1, frames.shape[-1])
+    ae = model.autoencoder
+    ae_loss = corr2_mse(ae(flat), flat) + ae.regulariser()
+    was_training = ae.training
+    ae.eval()
+    with torch.no_grad():
+        code = ae.encode(flat).view(*frames.shape[:2], -1)
+    ae.train(was_training)
+    pred = model.lip(batch_inputs(cfg, batch).to(frames.device))
+    return corr2_mse(pred, _to_slices(code)) + cfg.ae_weight * ae_loss
 
 
 @torch.no_grad()
-def predict(model: GaborFea2Speech, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    m = batch["mel"].shape[1] if "mel" in batch else None
-    return model(batch_inputs(batch).to(next(model.parameters()).device), mel_frames=m)
+def predict(model: GaborSpeech, batch: Mapping[str, Any]) -> torch.Tensor:
+    """(B, steps, 128) auditory spectrogram: the lip network's bottleneck slices, joined,
+    decoded and expanded (``** 3``)."""
+    device = next(model.parameters()).device
+    inputs = batch_inputs(model.cfg, batch).to(device)
+    size = int((batch["gabor"] if "gabor" in batch else batch["video"]).shape[0])
+    code = _from_slices(model.lip(inputs), size)
+    decoded = model.autoencoder.decoder(code.reshape(-1, code.shape[-1]))
+    return decoded.clamp_min(0).pow(EXPAND).view(size, code.shape[1], -1)
+
+
+def to_waveform(spec: np.ndarray, params: Mapping[str, Any] | None = None) -> np.ndarray:
+    """(rows, 128) auditory spectrogram -> 16-kHz float waveform: ``aud2wav`` at 8 kHz
+    (:data:`VOCODER_ITERATIONS`) with the 2 dropped frames restored as silence, then
+    upsampled (``resample_poly``).
+    ``params`` (the store's mel settings) is accepted for the common signature."""
+    from scipy.signal import resample_poly
+
+    p = auditory.AudParams()
+    wave = auditory.aud2wav(np.asarray(spec, dtype=np.float64), iterations=VOCODER_ITERATIONS)
+    wave = np.concatenate([np.zeros(gf.AUD_SKIP_FRAMES * p.frame_samples), wave])
+    return np.clip(resample_poly(wave, 2, 1), -1.0, 1.0).astype(np.float32)

@@ -27,7 +27,7 @@ OPTIONAL: dict[str, Any] = {"optional": True}
 
 Detector = Literal["short_range", "full_range"]
 Crop = Literal["full", "bottom_right", "chess"]
-ModelName = Literal["lip2wav", "avsync", "gabor", "vcagan"]
+ModelName = Literal["lip2wav", "avsync", "gabor", "gaborpic", "vcagan"]
 Size = Literal["tiny", "full"]
 
 
@@ -432,9 +432,22 @@ class AVSyncSizes(Sizes):
 
 
 class GaborSizes(Sizes):
-    """The Gabor model's sizes (a key left out: ``GaborConfig``'s)."""
+    """The Gabor models' sizes (a key left out: ``GaborConfig``'s, the paper's)."""
 
-    hidden: int | None = _optional("LSTM size")
+    hidden: int | None = _optional("LSTM size (the paper: 512)")
+    dense: int | None = _optional("dense layer before the output (the paper: 2048)")
+    ae_widths: list[int] | None = _optional(
+        "autoencoder encoder widths before the 32-d bottleneck (the paper: 512, 128, 64)")
+    lstm_layers: int | None = _optional(
+        "LSTM blocks (the paper: 1 in GaborFea2Speech, 2 in GaborPic2Speech)")
+
+
+class GaborPicSizes(GaborSizes):
+    """GaborPic2Speech's sizes: the feature model's plus the picture front end."""
+
+    picture_hw: list[int] | None = _optional(
+        "Gabor pictures are resized to this (height, width) (the paper: 40x80)")
+    conv_channels: int | None = _optional("Conv3D channels (the paper: 16)")
 
 
 class VcaGanSizes(Sizes):
@@ -600,12 +613,62 @@ class AVSyncTrain(ModelTrain, AVSyncSizes):
 
 
 class GaborTrain(ModelTrain, GaborSizes):
-    """``train.gabor`` — Gabor mouth features to speech."""
+    """``train.gabor`` — GaborFea2Speech: seven Gabor lip features to an auditory spectrogram.
 
+    As the original repository (zhongpingDong12/lip2Speech, ``codes/train_GaborFea2Speech.py``,
+    ``codes/train_autoencoder.py``): 26-step slices of 21 features (7 + 2 differences) ->
+    LSTM 512 -> dense 2048 -> 832 sigmoid outputs (the 32-d bottleneck x 26 steps) of an
+    autoencoder (128-512-128-64-32-64-128-128) on the NSL auditory spectrogram; loss
+    -corr2 + MSE. The paper trained 30 epochs with Adam 1e-4 (lr / 5 after 4 epochs without
+    a better val loss, not reproduced), batches of one data part (about 13 clips x 15
+    slices); the autoencoder 150 epochs before, alone (here: in the same stage).
+    Parameters, `full` (``lipflow models gabor --size full``): lip network 30,070,592,
+    autoencoder 170,848. Source of the published counts: Keras' ``model.summary()`` of the
+    original's layers, counted by hand: LSTM 4 x 512 x (21 + 512 + 1) = 1,093,632, its
+    batch norm 2,048 (1,024 trainable), dense 13,312 x 2,048 + 2,048 = 27,265,024, batch
+    norm 8,192 (4,096), output 2,048 x 832 + 832 = 1,704,768: 30,073,664, of which
+    30,068,544 trainable; torch's LSTM has a second bias (+2,048): 30,070,592, equal. The
+    autoencoder: 172,704 in Keras, 170,848 trainable, torch's 170,848. `tiny`: 114,624 +
+    19,232.
+    """
+
+    ae_weight: float = Field(1.0, ge=0, description=(
+        "weight of the autoencoder's own loss, trained in the same stage (the paper trained "
+        "it first, alone)"))
+    jpeg: bool = Field(True, description=(
+        "Gabor pictures take the original's JPEG round trip (cv2.imwrite, quality 95)"))
     tiny: GaborSizes = Field(default_factory=lambda: GaborSizes(
-        epochs=2, batch_size=2, hidden=32))
+        epochs=2, batch_size=2, hidden=32, dense=64, ae_widths=[64, 32, 32]))
     full: GaborSizes = Field(default_factory=lambda: GaborSizes(
-        epochs=200, batch_size=32, hidden=256))
+        epochs=30, batch_size=13, hidden=512, dense=2048, ae_widths=[512, 128, 64],
+        lstm_layers=1))
+
+
+class GaborPicTrain(ModelTrain, GaborPicSizes):
+    """``train.gaborpic`` — GaborPic2Speech: Gabor pictures to an auditory spectrogram.
+
+    As the original (``codes/train_GaborPic2Speech.py``): 26-step slices of 40x80 Gabor
+    pictures and their two differences (3 channels) -> Conv3D 16 (3x3x3) -> max-pool
+    (2, 2, 1) -> two LSTM 512 -> dense 2048 -> 832 sigmoid outputs; the target, loss and
+    autoencoder are GaborFea2Speech's. The paper trained 50 epochs, Adam 1e-4. Parameters,
+    `full`: lip network 58,345,600, autoencoder 170,848. Published count, by hand from the
+    Keras layers: conv 3 x 16 x 27 + 16 = 1,312, its batch norm 104 (Keras' default axis -1
+    normalised the 26 time steps of the channels-first output: 52 trainable), LSTM 4 x 512
+    x (12,800 + 512 + 1) = 27,265,024, batch norm 2,048, LSTM 4 x 512 x (512 + 512 + 1) =
+    2,099,200, batch norm 2,048, dense 27,265,024, batch norm 8,192, output 1,704,768:
+    58,347,720, 58,341,524 trainable; torch: two second LSTM biases (+4,096) and a batch
+    norm over the 16 channels (32, not 52): 58,345,600, equal. `tiny` (20x40 pictures, 4
+    conv channels): 223,184 + 19,232.
+    """
+
+    ae_weight: float = Field(1.0, ge=0, description="as `train.gabor.ae_weight`")
+    jpeg: bool = Field(True, description="as `train.gabor.jpeg`")
+    tiny: GaborPicSizes = Field(default_factory=lambda: GaborPicSizes(
+        epochs=2, batch_size=2, hidden=32, dense=64, ae_widths=[64, 32, 32],
+        picture_hw=[20, 40], conv_channels=4))
+    full: GaborPicSizes = Field(default_factory=lambda: GaborPicSizes(
+        epochs=50, batch_size=13, hidden=512, dense=2048, ae_widths=[512, 128, 64],
+        lstm_layers=2, picture_hw=[40, 80], conv_channels=16))
 
 
 class VcaGanTrain(ModelTrain, VcaGanSizes):
@@ -643,7 +706,8 @@ class Train(Section):
     the preset, so ``dvc exp run -S train.lip2wav.lr=3e-4`` works in either size.
     """
 
-    models: list[ModelName] = Field(["lip2wav", "avsync", "gabor", "vcagan"], description=(
+    models: list[ModelName] = Field(["lip2wav", "avsync", "gabor", "gaborpic", "vcagan"],
+                                    description=(
         "models with a `train@`/`evaluate@` stage pair"))
     split: str = Field("sample", description="the active split (a name under `splits`)")
     loader_workers: int = Field(0, ge=0, description="DataLoader worker processes")
@@ -655,6 +719,7 @@ class Train(Section):
     lip2wav: Lip2WavTrain = Field(default_factory=Lip2WavTrain)
     avsync: AVSyncTrain = Field(default_factory=AVSyncTrain)
     gabor: GaborTrain = Field(default_factory=GaborTrain)
+    gaborpic: GaborPicTrain = Field(default_factory=GaborPicTrain)
     vcagan: VcaGanTrain = Field(default_factory=VcaGanTrain)
 
 
