@@ -5,6 +5,13 @@ against trivial baselines measured in the same run.
         --minutes-per-model 20 [--models lip2wav avsync] [--size tiny] \\
         [--test-clips 50] [--threads 1] [--set lip2wav.hidden=128] [--json out.json]
 
+The store is a real speaker prepared by the CLI, e.g. GRID s1 (1000 public videos) packed
+as a Zenodo-shaped mirror (:func:`lipflow.tasks.corpora.grid.build_sample_archives` with
+``source=`` a folder holding ``s1/*.mpg`` and ``alignments/s1/*.align``), then
+``lipflow download grid s1 --root RAW --mirror file://MIRROR`` and ``lipflow prepare grid
+s1 --root RAW --out FEATURES``. A model that wants another mouth crop (VCA-GAN's
+``preprocess.mouth_preset: vcagan``) gets a store prepared with it via ``--model-store``.
+
 Every model comes from the registry (:data:`lipflow.models.registry.MODELS`; default: all
 of them, so a model added there is checked too) and is driven only through its registry
 interface: ``build``, ``optimisers``, ``train_step``, ``predict``, ``to_waveform`` and
@@ -390,6 +397,8 @@ def check_model(model_name: str, stores: Sequence[Path], params: Mapping[str, An
         run.rows.append(Row(model_name, seconds, run.steps, metric, float(figures["model"]),
                             float(figures["baseline"]), baseline, int(figures["clips"])))
     run.examples = scores.get("wer", {}).get("examples", [])
+    log("; ".join(f"{r.metric} {r.model_value:.4f} vs {r.baseline_value:.4f} ({r.verdict})"
+                  for r in run.rows))
     return run
 
 
