@@ -34,9 +34,13 @@ Baselines, on the same held-out clips and scored the same way:
   (:mod:`lipflow.models.asr`) on it.
 - the sync model: the same test pairs scored by a seeded random scorer (EER and AUC).
 
-Prints one table (model, budget, steps, metric, model, baseline, verdict) and writes the
-figures as JSON (``--json``). The verdict is per metric: ``beats`` when the model is
-better than its baseline, else ``does not beat``; there is no tolerance, read the figures.
+With ``--ceiling`` the ground-truth spectrogram goes through the same vocoder and
+scorers too (Griffin-Lim's own loss: what STOI and WER a perfect prediction would get).
+
+Prints one table (model, budget, steps, metric, model, baseline, verdict, ceiling) and
+writes the figures as JSON (``--json``). The verdict is per metric: ``beats`` when the
+model is better than its baseline, else ``does not beat``; there is no tolerance, read
+the figures.
 """
 
 from __future__ import annotations
@@ -75,6 +79,9 @@ class Row:
     baseline_value: float
     baseline: str
     clips: int
+    #: the same metric of the ground truth through the same vocoder (``--ceiling``; NaN
+    #: when not measured, and for the sync model): the best a speech model can score
+    ceiling_value: float = float("nan")
 
     @property
     def beats(self) -> bool:
@@ -253,17 +260,20 @@ def _transcript(dataset, batch: Mapping[str, Any], i: int) -> str:
 
 def score_speech(spec_, model, dataset, loader, mean_spec: np.ndarray,
                  mel_params: Mapping[str, Any], device: torch.device,
-                 rate: int = 16000) -> dict[str, dict[str, Any]]:
-    """Per-metric ``{"model": value, "baseline": value, "clips": n}`` on the test clips."""
+                 rate: int = 16000, ceiling: bool = False) -> dict[str, dict[str, Any]]:
+    """Per-metric ``{"model": value, "baseline": value, "clips": n}`` on the test clips
+    (and ``"ceiling"``: the ground-truth spectrogram through the same vocoder, when
+    ``ceiling``)."""
     from lipflow.models import asr, metrics
     from lipflow.models.runtime import to_device
     from lipflow.models.speech import valid_rows, valid_samples
 
     l1 = "mel_l1" if spec_.target is None else "spec_l1"  # the model's own representation
-    per: dict[str, dict[str, list[float]]] = {k: {"model": [], "baseline": []}
+    kinds = ("model", "baseline", "ceiling") if ceiling else ("model", "baseline")
+    per: dict[str, dict[str, list[float]]] = {k: {kind: [] for kind in kinds}
                                               for k in (l1, "corr2", "stoi")}
     refs: list[str] = []
-    hyps: dict[str, list[str]] = {"model": [], "baseline": []}
+    hyps: dict[str, list[str]] = {kind: [] for kind in kinds}
     for batch in loader:
         with torch.no_grad():
             pred = spec_.predict(model, to_device(batch, device)).float().cpu().numpy()
@@ -279,7 +289,9 @@ def score_speech(spec_, model, dataset, loader, mean_spec: np.ndarray,
             text = _transcript(dataset, batch, i)
             if text:
                 refs.append(text)
-            for kind, spectrogram in (("model", pred[i, :m]), ("baseline", base)):
+            pairs = [("model", pred[i, :m]), ("baseline", base)]
+            pairs += [("ceiling", true[i, :m])] if ceiling else []
+            for kind, spectrogram in pairs:
                 per[l1][kind].append(float(np.mean(np.abs(true[i, :m] - spectrogram))))
                 per["corr2"][kind].append(_corr2(spec_, true[i, :m], spectrogram))
                 wave = np.asarray(spec_.to_waveform(spectrogram, mel_params),
@@ -349,7 +361,7 @@ def _apply_overrides(train_params: dict[str, Any], overrides: Sequence[str]) -> 
 
 def check_model(model_name: str, stores: Sequence[Path], params: Mapping[str, Any],
                 seconds: float, size: str, test_clips: int, device: torch.device,
-                log=print) -> ModelRun:
+                log=print, ceiling: bool = False) -> ModelRun:
     """Train one model for ``seconds`` and score it and its baseline on the held-out clips."""
     from lipflow.models.registry import model_config, spec
 
@@ -388,14 +400,15 @@ def check_model(model_name: str, stores: Sequence[Path], params: Mapping[str, An
                               "test", batch, seed)  # whole clips, in order
         mean_spec = mean_spectrogram(spec_, mean_loader, device)
         scores = score_speech(spec_, model, probe, test_loader, mean_spec, mel_params, device,
-                              int(mel_params.get("sample_rate_hz", 16000)))
+                              int(mel_params.get("sample_rate_hz", 16000)), ceiling)
         baseline = "training-set mean spectrogram"
     else:
         scores = score_sync(spec_, model, test_loader, device, seed)
         baseline = "random scorer"
     for metric, figures in scores.items():
         run.rows.append(Row(model_name, seconds, run.steps, metric, float(figures["model"]),
-                            float(figures["baseline"]), baseline, int(figures["clips"])))
+                            float(figures["baseline"]), baseline, int(figures["clips"]),
+                            float(figures.get("ceiling", float("nan")))))
     run.examples = scores.get("wer", {}).get("examples", [])
     log("; ".join(f"{r.metric} {r.model_value:.4f} vs {r.baseline_value:.4f} ({r.verdict})"
                   for r in run.rows))
@@ -407,7 +420,8 @@ def learning_check(stores: Sequence[Path], models: Sequence[str] | None = None,
                    test_clips: int = 50, threads: int = 1,
                    overrides: Sequence[str] = (), params: Mapping[str, Any] | None = None,
                    device: str | None = None, log=print,
-                   model_stores: Mapping[str, Sequence[Path]] | None = None) -> list[ModelRun]:
+                   model_stores: Mapping[str, Sequence[Path]] | None = None,
+                   ceiling: bool = False) -> list[ModelRun]:
     """Train and score every model in ``models`` (default: the whole registry), each on
     ``model_stores[model]`` where given (a store prepared with its own mouth preset),
     else on ``stores``."""
@@ -429,17 +443,20 @@ def learning_check(stores: Sequence[Path], models: Sequence[str] | None = None,
         torch.set_num_threads(threads)
     dev = select_device(device)
     return [check_model(name, chosen[name], params, seconds_per_model, size, test_clips, dev,
-                        log) for name in names]
+                        log, ceiling) for name in names]
 
 
 def format_table(runs: Sequence[ModelRun]) -> str:
     """One fixed-width table of every row."""
-    head = ("model", "budget", "steps", "metric", "model value", "baseline", "verdict")
+    head = ("model", "budget", "steps", "metric", "model value", "baseline", "verdict",
+            "ceiling")
     lines = [head]
     for run in runs:
         for row in run.rows:
+            ceiling = (f"{row.ceiling_value:.4f}" if math.isfinite(row.ceiling_value) else "-")
             lines.append((row.model, f"{row.budget_s / 60:.1f} min", str(row.steps), row.metric,
-                          f"{row.model_value:.4f}", f"{row.baseline_value:.4f}", row.verdict))
+                          f"{row.model_value:.4f}", f"{row.baseline_value:.4f}", row.verdict,
+                          ceiling))
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True))
                      for line in lines)
@@ -477,6 +494,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model-store", action="append", default=[], metavar="MODEL=STORE",
                         help="train and score MODEL on STORE instead (e.g. vcagan on a store "
                              "prepared with preprocess.mouth_preset: vcagan); repeatable")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="also score the ground-truth spectrogram through the vocoder "
+                             "(the speech models' ceiling; ~50%% more scoring time)")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = parser.parse_args(argv)
     model_stores: dict[str, list[Path]] = {}
@@ -498,7 +518,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                               args.test_clips, args.threads, args.overrides,
                               device=args.device,
                               log=lambda msg: print(msg, file=sys.stderr, flush=True),
-                              model_stores=model_stores)
+                              model_stores=model_stores, ceiling=args.ceiling)
     except LipflowError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -510,6 +530,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "size": args.size,
                 "minutes_per_model": args.minutes_per_model, "threads": args.threads,
                 "test_clips_per_speaker": args.test_clips, "overrides": args.overrides,
+                "ceiling": args.ceiling,
                 "wall_seconds": time.perf_counter() - t0}
         from lipflow.tasks.common.atomic import write_bytes_atomic
 

@@ -45,7 +45,7 @@ def test_learning_check_rows_and_json(tmp_path: Path, one_thread) -> None:
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
     params["features"]["mel"]["griffin_lim_iters"] = 4  # vocoding speed, not quality
     runs = lc.learning_check([store], seconds_per_model=1.0, test_clips=2, params=params,
-                             device="cpu", log=lambda _msg: None)
+                             device="cpu", log=lambda _msg: None, ceiling=True)
     assert [r.model for r in runs] == list(MODELS)
     for run in runs:
         assert run.steps >= 1 and run.train_clips == 4 and run.test_clips == 2
@@ -59,8 +59,10 @@ def test_learning_check_rows_and_json(tmp_path: Path, one_thread) -> None:
             assert math.isfinite(row.model_value) and math.isfinite(row.baseline_value), row
             assert row.verdict in ("beats", "does not beat")
             assert row.clips > 0
+            assert math.isfinite(row.ceiling_value) == (kind == "speech"), row
     table = lc.format_table(runs).splitlines()
     assert table[0].split()[:4] == ["model", "budget", "steps", "metric"]
+    assert table[0].split()[-2:] == ["verdict", "ceiling"]
     assert len(table) == 1 + sum(len(r.rows) for r in runs)
     data = lc.to_json(runs, {"size": "tiny"})
     out = json.loads(json.dumps(data))
