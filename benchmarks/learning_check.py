@@ -16,10 +16,11 @@ Every model comes from the registry (:data:`lipflow.models.registry.MODELS`; def
 of them, so a model added there is checked too) and is driven only through its registry
 interface: ``build``, ``optimisers``, ``train_step``, ``predict``, ``to_waveform`` and
 ``target``. Training is the trainer's step contract (:mod:`lipflow.models.training_step`)
-in a loop that stops on wall time instead of an epoch count, so two models get the same
-budget whatever their step cost; the budget includes data loading (Gabor features are
-computed on first use of a clip). The split is a ``seen`` split of the store's speakers
-(:mod:`lipflow.models.splits`): ``--test-clips`` per speaker held out, the rest trained on.
+in a loop that stops on time instead of an epoch count (wall time, or with ``--clock cpu``
+the process's CPU time), so two models get the same budget whatever their step cost; the
+budget includes data loading (Gabor features are computed on first use of a clip). The
+split is a ``seen`` split of the store's speakers (:mod:`lipflow.models.splits`):
+``--test-clips`` per speaker held out, the rest trained on.
 
 Baselines, on the same held-out clips and scored the same way:
 
@@ -103,7 +104,10 @@ class ModelRun:
     model: str
     size: str
     budget_s: float
-    train_seconds: float
+    train_seconds: float  # on the budget's clock
+    wall_seconds: float
+    cpu_seconds: float  # this process's, all threads
+    clock: str
     steps: int
     epochs: float
     train_clips: int
@@ -151,9 +155,15 @@ def _loader(dataset, part: str, batch: int, seed: int):
 # --------------------------------------------------------------------------- training
 
 
+#: the clocks a budget can be counted on: wall time, or this process's CPU time (all its
+#: threads; on a shared machine the fair measure: other processes' load does not eat it)
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
 def train_for(model_name: str, cfg: Mapping[str, Any], loader, seconds: float,
-              device: torch.device) -> tuple[torch.nn.Module, dict[str, float]]:
-    """Train from scratch until ``seconds`` of wall time are spent (at least one step),
+              device: torch.device,
+              clock: str = "wall") -> tuple[torch.nn.Module, dict[str, float]]:
+    """Train from scratch until ``seconds`` of ``clock`` time are spent (at least one step),
     through the registry's ``optimisers`` / ``schedulers`` / ``train_step`` hooks; the
     schedulers step at each pass over the data, as the trainer steps them each epoch."""
     from lipflow.models.registry import spec
@@ -169,7 +179,8 @@ def train_for(model_name: str, cfg: Mapping[str, Any], loader, seconds: float,
     scaler = torch.amp.GradScaler(device.type, enabled=False)
     step_fn = spec_.train_step
     losses: list[float] = []
-    start = time.perf_counter()
+    now = CLOCKS[clock]
+    start, wall0, cpu0 = now(), time.perf_counter(), time.process_time()
     deadline = start + seconds
     epoch, done, batches = 0, False, max(1, len(loader))
     model.train()
@@ -186,7 +197,7 @@ def train_for(model_name: str, cfg: Mapping[str, Any], loader, seconds: float,
                 raise TrainingError(f"{model_name} loss became {loss} after "
                                     f"{len(losses)} steps")
             losses.append(loss)
-            if time.perf_counter() >= deadline:
+            if now() >= deadline:
                 done = True
                 break
         else:
@@ -195,7 +206,9 @@ def train_for(model_name: str, cfg: Mapping[str, Any], loader, seconds: float,
     model.eval()
     head = losses[: max(1, min(20, len(losses) // 10))]
     tail = losses[-max(1, min(20, len(losses) // 10)):]
-    return model, {"seconds": time.perf_counter() - start, "steps": len(losses),
+    return model, {"seconds": now() - start, "wall_seconds": time.perf_counter() - wall0,
+                   "cpu_seconds": time.process_time() - cpu0,
+                   "steps": len(losses),
                    "epochs": (epoch - 1) + (step + 1) / batches,
                    "first_loss": float(np.mean(head)), "last_loss": float(np.mean(tail))}
 
@@ -361,7 +374,7 @@ def _apply_overrides(train_params: dict[str, Any], overrides: Sequence[str]) -> 
 
 def check_model(model_name: str, stores: Sequence[Path], params: Mapping[str, Any],
                 seconds: float, size: str, test_clips: int, device: torch.device,
-                log=print, ceiling: bool = False) -> ModelRun:
+                log=print, ceiling: bool = False, clock: str = "wall") -> ModelRun:
     """Train one model for ``seconds`` and score it and its baseline on the held-out clips."""
     from lipflow.models.registry import model_config, spec
 
@@ -381,16 +394,19 @@ def check_model(model_name: str, stores: Sequence[Path], params: Mapping[str, An
     batch = int(cfg["batch_size"])
     train_loader = _loader(train_set, "train", batch, seed)
     test_loader = _loader(probe, "test", batch, seed)
-    log(f"{model_name} ({size}): training {seconds:.0f} s on {len(train_set.clips)} clips "
-        f"({len(train_set)} items), {len(probe)} held out")
-    model, info = train_for(model_name, cfg, train_loader, seconds, device)
+    log(f"{model_name} ({size}): training {seconds:.0f} s ({clock} clock) on "
+        f"{len(train_set.clips)} clips ({len(train_set)} items), {len(probe)} held out")
+    model, info = train_for(model_name, cfg, train_loader, seconds, device, clock)
     run = ModelRun(model=model_name, size=size, budget_s=seconds,
-                   train_seconds=info["seconds"], steps=int(info["steps"]),
+                   train_seconds=info["seconds"], wall_seconds=info["wall_seconds"],
+                   cpu_seconds=info["cpu_seconds"],
+                   clock=clock, steps=int(info["steps"]),
                    epochs=float(info["epochs"]), train_clips=len(train_set.clips),
                    test_clips=len(probe), first_loss=info["first_loss"],
                    last_loss=info["last_loss"],
                    parameters=sum(p.numel() for p in model.parameters()))
-    log(f"{model_name}: {run.steps} steps ({run.epochs:.2f} epochs), loss "
+    log(f"{model_name}: {run.steps} steps ({run.epochs:.2f} epochs) in {run.wall_seconds:.0f} s "
+        f"wall / {run.cpu_seconds:.0f} s CPU, loss "
         f"{run.first_loss:.4f} -> {run.last_loss:.4f}; scoring")
     if spec_.kind == "speech":
         from lipflow.tasks.settings.project import section
@@ -421,7 +437,7 @@ def learning_check(stores: Sequence[Path], models: Sequence[str] | None = None,
                    overrides: Sequence[str] = (), params: Mapping[str, Any] | None = None,
                    device: str | None = None, log=print,
                    model_stores: Mapping[str, Sequence[Path]] | None = None,
-                   ceiling: bool = False) -> list[ModelRun]:
+                   ceiling: bool = False, clock: str = "wall") -> list[ModelRun]:
     """Train and score every model in ``models`` (default: the whole registry), each on
     ``model_stores[model]`` where given (a store prepared with its own mouth preset),
     else on ``stores``."""
@@ -439,11 +455,13 @@ def learning_check(stores: Sequence[Path], models: Sequence[str] | None = None,
     for store in {s for paths in chosen.values() for s in paths}:
         if not store.is_dir():
             raise LipflowError(f"no store at {store}; run lipflow prepare first")
+    if clock not in CLOCKS:
+        raise LipflowError(f"clock must be one of {', '.join(CLOCKS)}, not {clock!r}")
     if threads > 0:
         torch.set_num_threads(threads)
     dev = select_device(device)
     return [check_model(name, chosen[name], params, seconds_per_model, size, test_clips, dev,
-                        log, ceiling) for name in names]
+                        log, ceiling, clock) for name in names]
 
 
 def format_table(runs: Sequence[ModelRun]) -> str:
@@ -488,6 +506,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--test-clips", type=int, default=50,
                         help="held-out clips per speaker")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="count the budget in wall time or in this process's CPU time "
+                             "(fairer on a shared machine; takes longer in wall time there)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="MODEL.KEY=VALUE", help="override a train.<model> key")
@@ -518,7 +539,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                               args.test_clips, args.threads, args.overrides,
                               device=args.device,
                               log=lambda msg: print(msg, file=sys.stderr, flush=True),
-                              model_stores=model_stores, ceiling=args.ceiling)
+                              model_stores=model_stores, ceiling=args.ceiling,
+                              clock=args.clock)
     except LipflowError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -530,7 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "size": args.size,
                 "minutes_per_model": args.minutes_per_model, "threads": args.threads,
                 "test_clips_per_speaker": args.test_clips, "overrides": args.overrides,
-                "ceiling": args.ceiling,
+                "ceiling": args.ceiling, "clock": args.clock,
                 "wall_seconds": time.perf_counter() - t0}
         from lipflow.tasks.common.atomic import write_bytes_atomic
 
