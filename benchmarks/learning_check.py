@@ -480,6 +480,21 @@ def format_table(runs: Sequence[ModelRun]) -> str:
                      for line in lines)
 
 
+def ratio_lines(runs: Sequence[ModelRun]) -> list[str]:
+    """Each row as the benchmarks' ``ratio`` line: model / baseline, goal ``> 1`` where
+    higher is better, ``< 1`` where lower is (rows with a zero baseline are left out)."""
+    from _common import ratio_line
+
+    lines = []
+    for run in runs:
+        for row in run.rows:
+            if row.baseline_value and math.isfinite(row.baseline_value):
+                goal = "> 1" if HIGHER_IS_BETTER[row.metric] else "< 1"
+                lines.append(ratio_line(f"{row.model} {row.metric} model / baseline",
+                                        row.model_value / row.baseline_value, goal, row.beats))
+    return lines
+
+
 def to_json(runs: Sequence[ModelRun], meta: Mapping[str, Any]) -> dict[str, Any]:
     """The figures as a JSON-ready dict (NaN as null)."""
     out: dict[str, Any] = {**meta, "models": {}}
@@ -544,8 +559,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LipflowError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    table = format_table(runs)
-    print(table)
+    print(format_table(runs))
+    print("\n".join(ratio_lines(runs)))
     if args.json:
         meta = {"stores": [str(s) for s in args.store],
                 "model_stores": {k: [str(p) for p in v] for k, v in model_stores.items()},

@@ -64,6 +64,8 @@ def test_learning_check_rows_and_json(tmp_path: Path, one_thread) -> None:
     assert table[0].split()[:4] == ["model", "budget", "steps", "metric"]
     assert table[0].split()[-2:] == ["verdict", "ceiling"]
     assert len(table) == 1 + sum(len(r.rows) for r in runs)
+    ratios = lc.ratio_lines(runs)
+    assert ratios and all(line.startswith("ratio ") and "goal" in line for line in ratios)
     data = lc.to_json(runs, {"size": "tiny"})
     out = json.loads(json.dumps(data))
     assert set(out["models"]) == set(MODELS)
