@@ -502,7 +502,9 @@ def to_json(runs: Sequence[ModelRun], meta: Mapping[str, Any]) -> dict[str, Any]
         data = asdict(run)
         data["rows"] = [{**asdict(r), "verdict": r.verdict, "beats": r.beats} for r in run.rows]
         out["models"][run.model] = data
-    return json.loads(json.dumps(out, default=float).replace("NaN", "null"))
+    from lipflow.models.outputs import json_safe
+
+    return json_safe(out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -571,7 +573,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "wall_seconds": time.perf_counter() - t0}
         from lipflow.tasks.common.atomic import write_bytes_atomic
 
-        write_bytes_atomic(args.json, json.dumps(to_json(runs, meta), indent=1).encode())
+        text = json.dumps(to_json(runs, meta), indent=1, allow_nan=False)
+        write_bytes_atomic(args.json, text.encode())
     return 0
 
 

@@ -67,7 +67,7 @@ def test_learning_check_rows_and_json(tmp_path: Path, one_thread) -> None:
     ratios = lc.ratio_lines(runs)
     assert ratios and all(line.startswith("ratio ") and "goal" in line for line in ratios)
     data = lc.to_json(runs, {"size": "tiny"})
-    out = json.loads(json.dumps(data))
+    out = json.loads(json.dumps(data, allow_nan=False))  # NaN written as null
     assert set(out["models"]) == set(MODELS)
     assert out["models"]["avsync"]["rows"][0]["metric"] == "eer"
 
