@@ -79,7 +79,7 @@ class Row:
     model_value: float
     baseline_value: float
     baseline: str
-    clips: int
+    clips: int  # held-out clips scored (pairs, for the sync model)
     #: the same metric of the ground truth through the same vocoder (``--ceiling``; NaN
     #: when not measured, and for the sync model): the best a speech model can score
     ceiling_value: float = float("nan")
