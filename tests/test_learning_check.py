@@ -1,0 +1,80 @@
+"""benchmarks/learning_check.py end to end on a tiny fake store, one second a model.
+
+Only that the check runs for every registered model through the registry interface and
+reports what it promises (a row per metric, finite figures, the same rows in the JSON);
+whether a model learns is for the script on real GRID, never for the suite.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lipflow.models.registry import MODELS
+from lipflow.tasks.settings.project import load_params
+from tests.support.clips import build_store
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "learning_check.py"
+SPEECH_METRICS = {"corr2", "stoi", "wer"}
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("learning_check", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["learning_check"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture()
+def one_thread():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_learning_check_rows_and_json(tmp_path: Path, one_thread) -> None:
+    lc = _script()
+    store, _ = build_store(tmp_path, 6, face_px=32, mouth_hw=(20, 30))
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    params["features"]["mel"]["griffin_lim_iters"] = 4  # vocoding speed, not quality
+    runs = lc.learning_check([store], seconds_per_model=1.0, test_clips=2, params=params,
+                             device="cpu", log=lambda _msg: None, ceiling=True)
+    assert [r.model for r in runs] == list(MODELS)
+    for run in runs:
+        assert run.steps >= 1 and run.train_clips == 4 and run.test_clips == 2
+        metrics = {row.metric for row in run.rows}
+        kind = MODELS[run.model].kind
+        if kind == "speech":
+            assert SPEECH_METRICS <= metrics and metrics & {"mel_l1", "spec_l1"}
+        else:
+            assert metrics == {"eer", "auc"}
+        for row in run.rows:
+            assert math.isfinite(row.model_value) and math.isfinite(row.baseline_value), row
+            assert row.verdict in ("beats", "does not beat")
+            assert row.clips > 0
+            assert math.isfinite(row.ceiling_value) == (kind == "speech"), row
+    table = lc.format_table(runs).splitlines()
+    assert table[0].split()[:4] == ["model", "budget", "steps", "metric"]
+    assert table[0].split()[-2:] == ["verdict", "ceiling"]
+    assert len(table) == 1 + sum(len(r.rows) for r in runs)
+    ratios = lc.ratio_lines(runs)
+    assert ratios and all(line.startswith("ratio ") and "goal" in line for line in ratios)
+    data = lc.to_json(runs, {"size": "tiny"})
+    out = json.loads(json.dumps(data, allow_nan=False))  # NaN written as null
+    assert set(out["models"]) == set(MODELS)
+    assert out["models"]["avsync"]["rows"][0]["metric"] == "eer"
+
+
+def test_learning_check_cli_rejects_bad_manifest(tmp_path: Path, capsys) -> None:
+    lc = _script()
+    store, _ = build_store(tmp_path, 3)
+    code = lc.main(["--store", str(store), "--manifest", str(tmp_path / "other.parquet")])
+    assert code == 2
+    assert "is not the manifest beside" in capsys.readouterr().err
