@@ -331,6 +331,7 @@ def track(
 ) -> None:
     """Show what prepare does with VIDEO: its windows, face track, mouth window and verdicts."""
     _use_params(params_file)
+    _check_detector(detector)
     from lipflow.tasks.faces.overlay import write_track_video
     from lipflow.tasks.prepare.settings import speaker_settings
 
@@ -346,9 +347,22 @@ def track(
         typer.echo(f"warning: {reason}", err=True)
 
 
+def _check_detector(detector: str | None) -> None:
+    """A bad ``--detector`` is answered before anything heavy is imported."""
+    from typing import get_args
+
+    from lipflow.tasks.common.errors import ConfigError
+    from lipflow.tasks.settings.schema import Detector
+
+    if detector is not None and detector not in get_args(Detector):
+        raise ConfigError(f"--detector must be one of {', '.join(get_args(Detector))}, "
+                          f"not {detector!r}")
+
+
 def _check_prepare_inputs(corpus: str, speakers: list[str], root: Path | None,
                           out: Path | None, fps: float | None, runner: str | None,
-                          address: str | None, max_workers: int | None) -> None:
+                          address: str | None, max_workers: int | None,
+                          detector: str | None = None) -> None:
     """Runner, speakers and raw inputs of ``lipflow prepare``, with light imports only.
 
     Why before ``speaker_jobs``: importing the prepare code loads SciPy and friends (2-4 s);
@@ -361,6 +375,7 @@ def _check_prepare_inputs(corpus: str, speakers: list[str], root: Path | None,
     from lipflow.tasks.settings.paths import corpus_roots, raw_manifest_path
 
     _check_runner(runner, address, max_workers)
+    _check_detector(detector)
     raw, _ = corpus_roots(load_params(), corpus, root, out)
     if not raw.is_dir():
         raise ConfigError(f"no raw {corpus} corpus at {raw}: run `lipflow download {corpus}` "
@@ -398,7 +413,8 @@ def prepare(
     An interrupted run resumes: the next one computes only the batches still missing.
     """
     _use_params(params_file)
-    _check_prepare_inputs(corpus, speakers, root, out, fps, runner, address, max_workers)
+    _check_prepare_inputs(corpus, speakers, root, out, fps, runner, address, max_workers,
+                          detector)
     from lipflow.tasks.prepare.batches import task_seconds as task_seconds_of_video
     from lipflow.tasks.prepare.speaker import speaker_jobs
     from lipflow.tasks.settings.project import project_root

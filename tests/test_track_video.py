@@ -9,9 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from lipflow.tasks.common.executables import ffmpeg_exe
-
 from lipflow.tasks.common.errors import ConfigError, MediaError
+from lipflow.tasks.common.executables import ffmpeg_exe
 from lipflow.tasks.faces.overlay import write_track_video
 from lipflow.tasks.settings.project import load_params
 from tests.support.faces import SAMPLE_GRID, probe_video, write_testsrc
@@ -94,7 +93,8 @@ def _two_speakers(path):
     """Two GRID speakers side by side: two faces of the same size in every frame."""
     subprocess.run(
         [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
-         "-i", str(SAMPLE_GRID / "s1" / "bbaf2n.mpg"), "-i", str(SAMPLE_GRID / "s16" / "bgal9n.mpg"),
+         "-i", str(SAMPLE_GRID / "s1" / "bbaf2n.mpg"),
+         "-i", str(SAMPLE_GRID / "s16" / "bgal9n.mpg"),
          "-filter_complex", "[0:v][1:v]hstack=inputs=2[v]", "-map", "[v]", "-map", "0:a",
          "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(path)],
         check=True,
@@ -106,7 +106,9 @@ def _red_and_green(path):
     with av.open(str(path)) as container:
         frame = next(container.decode(video=0)).to_ndarray(format="rgb24").astype(int)
     r, g, b = frame[..., 0], frame[..., 1], frame[..., 2]
-    return int(((r > 180) & (g < 80) & (b < 80)).sum()), int(((g > 160) & (r < 90) & (b < 90)).sum())
+    red = (r > 180) & (g < 80) & (b < 80)
+    green = (g > 160) & (r < 90) & (b < 90)
+    return int(red.sum()), int(green.sum())
 
 
 def test_rejected_window_is_red_with_its_reason_and_has_crops_only_on_request(tmp_path):
