@@ -87,6 +87,10 @@ TILE_OVERLAP = 0.25
 MIN_TILED_SIDE = 384
 #: Two detections (from overlapping tiles, or the two models) of one face overlap this much.
 DUPLICATE_IOU = 0.3
+#: ``auto``: a further short-range face below this score counts only if the full-range
+#: model finds it too. Short-range's false faces in blurred backgrounds score 0.54-0.60
+#: (one of them rejected a one-speaker window of lp_s18 as "two faces"; docs/real_footage.md).
+CONFIRM_SCORE = 0.75
 
 
 class _BlazeFace:
@@ -184,12 +188,14 @@ class FaceDetector:
 
     ``detector`` is a BlazeFace model (``short_range``: faces filling much of the frame,
     the best on near-profile heads; ``full_range``: smaller faces, up to ~5 m) or
-    ``auto``, for footage that mixes both: the short-range model first; where it finds
-    nothing, the full-range model on the whole frame; where that finds nothing either, the
-    full-range model on overlapping tiles (:func:`tiles`), which finds faces of 64-140 px
-    in a 1080p frame that both models miss when the frame is shrunk to their 128/192-px
-    input. A frame with a face costs one call, as ``short_range`` does; only frames
-    without one pay for the fallbacks (docs/real_footage.md has the measurement).
+    ``auto``, for footage that mixes both: the short-range model first (a second face it
+    finds with a score below :data:`CONFIRM_SCORE` must be found by the full-range model
+    too); where it finds nothing, the full-range model on the whole frame; where that
+    finds nothing either, the full-range model on overlapping tiles (:func:`tiles`), which
+    finds faces of ~65 px in 1080p and 4K frames that both models miss when the frame is
+    shrunk to their 128/192-px input. A frame with one face costs one call, as
+    ``short_range`` does; only frames without one, or with a doubtful second one, pay for
+    the fallbacks (docs/real_footage.md has the measurement).
     """
 
     def __init__(self, detector: str = "short_range", min_score: float = 0.5) -> None:
@@ -229,6 +235,8 @@ class FaceDetector:
         if self.detector_name != "auto":
             return self._run(self.detector_name, frame)
         faces = self._run("short_range", frame)
+        if len(faces) > 1 and faces[1].score < CONFIRM_SCORE:
+            return self._confirmed(faces, self._run("full_range", frame))
         if faces:
             return faces
         faces = self._run("full_range", frame)
@@ -241,6 +249,17 @@ class FaceDetector:
             tile_faces = self._model("full_range").detect(frame[y:y + side, x:x + side])
             found.append([_shifted(f, x, y) for f in tile_faces])
         return merge_faces(found)
+
+    @staticmethod
+    def _confirmed(short: list[Face], full: list[Face]) -> list[Face]:
+        """``short``'s best face, and its others that score high or that ``full`` also found."""
+        from lipflow.tasks.faces.tracking import box_iou
+
+        return [short[0]] + [
+            f for f in short[1:]
+            if f.score >= CONFIRM_SCORE or any(box_iou(f.box, g.box) >= DUPLICATE_IOU
+                                                for g in full)
+        ]
 
     def _run(self, name: str, frame: np.ndarray) -> list[Face]:
         self.calls[name] += 1

@@ -99,10 +99,14 @@ def _draw(frame: np.ndarray, track: FaceTrack | None, t: int, rect: np.ndarray |
           reason: str | None) -> np.ndarray:
     """Draw frame t's face box (green: kept, red: rejected), keypoints and mouth window."""
     canvas = np.ascontiguousarray(frame)
-    if reason is not None:
-        scale = max(0.4, canvas.shape[1] / 900)
-        cv2.putText(canvas, reason[:80], (4, int(14 * scale / 0.4)), cv2.FONT_HERSHEY_SIMPLEX,
-                    scale, RED, max(1, int(scale * 2)), cv2.LINE_AA)
+    if reason is not None:  # the kind on one line, its detail (frame, figures) below
+        scale = max(0.4, canvas.shape[1] / 1600)
+        line_px = int(16 * scale / 0.4)
+        kind, _, detail = reason.partition(" (")
+        for i, text in enumerate((kind, f"({detail}" if detail else "")):
+            if text:
+                cv2.putText(canvas, text[:70], (4, line_px * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX,
+                            scale, RED, max(1, int(scale * 2)), cv2.LINE_AA)
     if track is None:
         return canvas
     box = track.boxes[t]
