@@ -39,7 +39,6 @@ from lipflow.tasks.common.atomic import atomic_path
 from lipflow.tasks.common.errors import ConfigError, MediaError
 from lipflow.tasks.common.executables import ffmpeg_exe
 from lipflow.tasks.common.progress import show_progress
-from lipflow.tasks.faces.crops import mouth_rects
 from lipflow.tasks.faces.tracking import FaceTrack, frame_label
 from lipflow.tasks.media.demux import clip_streams
 from lipflow.tasks.media.probe import probe
@@ -202,7 +201,6 @@ def write_track_video(
         info = probe(video)
         crop = crop_box(settings.crop_region, info.width, info.height)
     cropper = WindowCropper(settings.preprocess)
-    window = cropper.mouth
     show = show_progress(progress)
 
     from tqdm import tqdm
@@ -259,10 +257,7 @@ def write_track_video(
                     else:
                         rejected.append(f"{span}: {reason}")
                     track = crops.track if crops is not None else None
-                    rects = None
-                    if track is not None and track.detected.any():
-                        rects = mouth_rects(track.keypoints, window.height_px, window.width_px,
-                                            window.scale, window.shift_y)
+                    rects = None if track is None else cropper.mouth_corners(track)
                     if tmp_crops is not None and crops is not None and crops.mouth is not None:
                         for i, crop_img in enumerate(crops.mouth[:len(chunk)]):
                             cv2.imwrite(str(tmp_crops / f"{start + i:06d}.png"), crop_img)

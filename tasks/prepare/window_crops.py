@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from lipflow.tasks.faces.crops import mouth_window
+from lipflow.tasks.faces.crops import mouth_rects, mouth_window
 from lipflow.tasks.faces.detection import shared_detector
 from lipflow.tasks.faces.tracking import FaceTrack, track_face, tracking_options
 from lipflow.tasks.faces.yuv_crops import face_crops_yuv, mouth_crops_yuv
@@ -107,3 +107,14 @@ class WindowCropper:
                                  m.shift_y)
                  if "mouth" in self.streams else None)
         return WindowCrops(track, face, mouth)
+
+    def mouth_corners(self, track: FaceTrack) -> np.ndarray | None:
+        """(T, 4, 2) corners, in source pixels, of the region each mouth crop is cut from.
+
+        What ``lipflow track`` draws; None when the window has no face. Kept here, beside
+        the crops, so that the drawn region follows however the crops are placed.
+        """
+        if not track.detected.any():
+            return None
+        m = self.mouth
+        return mouth_rects(track.keypoints, m.height_px, m.width_px, m.scale, m.shift_y)
