@@ -182,7 +182,8 @@ class Preprocess(Section):
     smooth_window_frames: int = Field(5, ge=1, description=(
         "moving-average window over boxes and keypoints"))
     min_clip_seconds: float = Field(1.0, ge=0, description=(
-        "a final partial window shorter than this is dropped"))
+        "a final partial window shorter than this is not a clip; it gets a rejected manifest "
+        "row, reason `tail shorter than ...`"))
     second_face: Literal["reject", "keep_largest"] = Field("reject", description=(
         "`reject` a clip with a second face of similar size, or `keep_largest`"))
     second_face_area_ratio: float = Field(0.6, gt=0, le=1, description=(
