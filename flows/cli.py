@@ -32,12 +32,29 @@ download_app = typer.Typer(help="Fetch a corpus into its raw layout and write it
 app.add_typer(download_app, name="download")
 
 
+ParamsOption = Annotated[Path | None, typer.Option(
+    "--params", help="A params file to use instead of the project's params.yaml (also: "
+    "LIPFLOW_PARAMS). Default: the project's, or the built-in defaults outside a project.")]
+
+
 @app.callback()
-def _configure() -> None:
+def _configure(params: ParamsOption = None) -> None:
     """Set lipflow's process defaults (PREFECT_HOME, telemetry off) before Prefect loads."""
     from lipflow.tasks.common.process import configure_process
 
+    _use_params(params)
     configure_process()
+
+
+def _use_params(path: Path | None) -> None:
+    """``--params FILE``: this process and its workers read FILE (a missing one: exit 2)."""
+    from lipflow.tasks.settings.project import use_params_file
+
+    try:
+        use_params_file(path)
+    except LipflowError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
 
 
 server_app = typer.Typer(help="The project's local Prefect server (UI, API) flows report to.",
@@ -220,8 +237,10 @@ def download_youtube(
     sleep: SleepOption = None,
     url_template: UrlTemplateOption = None,
     progress: ProgressOption = None,
+    params_file: ParamsOption = None,
 ) -> None:
     """Download a user's own speaker (any language) from a list of ids or URLs."""
+    _use_params(params_file)
     from lipflow.tasks.corpora.youtube import check_language, check_name
     from lipflow.tasks.fetch.video_lists import read_user_list
 
@@ -262,8 +281,13 @@ def download_local(
     corpus: Annotated[str, typer.Option(help="Corpus name.")] = "local",
     root: RootOption = None,
     no_audio: NoAudioOption = False,
+    params_file: ParamsOption = None,
 ) -> None:
-    """Register local videos as a corpus speaker (raw layout and manifest)."""
+    """Register local videos as a corpus speaker (raw layout and manifest).
+
+    ROOT defaults to data/raw/<corpus> under the project, or under the working folder.
+    """
+    _use_params(params_file)
     from lipflow.tasks.common.errors import ConfigError
     from lipflow.tasks.corpora.youtube import check_language, check_name
 
@@ -281,20 +305,41 @@ def download_local(
     typer.echo(f"wrote {manifest}")
 
 
+DetectorOption = Annotated[str | None, typer.Option(
+    help="short_range | full_range | auto (default: the corpus' params, else "
+         "preprocess.detector: auto).")]
+
+
 @app.command("track")
 @reports_errors
 def track(
     video: Annotated[Path, typer.Argument(help="Any mp4/mpg/avi with a face.")],
     out: Annotated[Path, typer.Argument(help="Output video with face box and mouth drawn.")],
-    crops: Annotated[Path | None, typer.Option(help="Save mouth crops as PNGs here.")] = None,
+    crops: Annotated[Path | None, typer.Option(
+        help="Save mouth crops of kept windows as PNGs here.")] = None,
+    all_crops: Annotated[bool, typer.Option(
+        "--all-crops", help="With --crops: also rejected windows' crops (where a face was "
+        "found), which prepare does not store.")] = False,
+    corpus: Annotated[str, typer.Option(
+        help="Whose settings: grid, lip2wav (with --speaker) or a user corpus.")] = "local",
+    speaker: Annotated[str, typer.Option(help="A Lip2Wav speaker's preset.")] = "",
+    fps: Annotated[float | None, typer.Option(
+        help="Frame rate (default: the corpus', as prepare resamples).")] = None,
+    detector: DetectorOption = None,
     progress: ProgressOption = None,
+    params_file: ParamsOption = None,
 ) -> None:
-    """Draw the tracked face box and mouth rectangle on every frame of VIDEO."""
+    """Show what prepare does with VIDEO: its windows, face track, mouth window and verdicts."""
+    _use_params(params_file)
+    _check_detector(detector)
     from lipflow.tasks.faces.overlay import write_track_video
+    from lipflow.tasks.prepare.settings import speaker_settings
 
-    summary = write_track_video(video, out, crops_dir=crops, params=load_params(),
-                                progress=progress)
+    settings, _ = speaker_settings(load_params(), corpus, speaker, fps, detector)
+    summary = write_track_video(video, out, crops_dir=crops, settings=settings,
+                                all_crops=all_crops, progress=progress)
     typer.echo(f"wrote {out}: {summary.num_frames} frames at {summary.fps:g} fps, "
+               f"{summary.num_chunks} windows, {summary.kept_chunks} kept, "
                f"detection rate {summary.detection_rate:.2f}")
     if summary.crops_dir:
         typer.echo(f"wrote {summary.num_crops} mouth crops to {summary.crops_dir}")
@@ -302,11 +347,22 @@ def track(
         typer.echo(f"warning: {reason}", err=True)
 
 
+def _check_detector(detector: str | None) -> None:
+    """A bad ``--detector`` is answered before anything heavy is imported."""
+    from typing import get_args
+
+    from lipflow.tasks.common.errors import ConfigError
+    from lipflow.tasks.settings.schema import Detector
+
+    if detector is not None and detector not in get_args(Detector):
+        raise ConfigError(f"--detector must be one of {', '.join(get_args(Detector))}, "
+                          f"not {detector!r}")
 
 
 def _check_prepare_inputs(corpus: str, speakers: list[str], root: Path | None,
                           out: str | None, fps: float | None, runner: str | None,
-                          address: str | None, max_workers: int | None) -> None:
+                          address: str | None, max_workers: int | None,
+                          detector: str | None = None) -> None:
     """Runner, speakers and raw inputs of ``lipflow prepare``, with light imports only.
 
     Why before ``speaker_jobs``: importing the prepare code loads SciPy and friends (2-4 s);
@@ -320,9 +376,7 @@ def _check_prepare_inputs(corpus: str, speakers: list[str], root: Path | None,
     from lipflow.tasks.settings.paths import corpus_roots, raw_manifest_path
 
     _check_runner(runner, address, max_workers)
-    if corpus not in ("grid", "lip2wav") and fps is None:
-        # the rule of tasks.prepare.settings.speaker_settings, answered sooner
-        raise ConfigError(f"corpus '{corpus}' has no params section: give --fps")
+    _check_detector(detector)
     raw, features = corpus_roots(load_params(), corpus, root, out)
     if is_url(features):  # a misspelt bucket or unset credentials: now, not after the work
         check_bucket(str(features))
@@ -344,7 +398,10 @@ def prepare(
     root: RootOption = None,
     out: Annotated[str | None, typer.Option(
         help="Features root: a folder or an s3:// URL (default: from params).")] = None,
-    fps: Annotated[float | None, typer.Option(help="Frame rate for a user corpus.")] = None,
+    fps: Annotated[float | None, typer.Option(
+        help="Frame rate (default: the corpus' params; user corpora: user_corpus.fps, 25).")
+    ] = None,
+    detector: DetectorOption = None,
     runner: RunnerOption = None,
     address: AddressOption = None,
     max_workers: MaxWorkersOption = None,
@@ -353,18 +410,21 @@ def prepare(
     ] = None,
     progress: ProgressOption = None,
     no_audio: NoAudioOption = False,
+    params_file: ParamsOption = None,
 ) -> None:
     """Preprocess videos and extract features into one Zarr store per speaker.
 
     An interrupted run resumes: the next one computes only the batches still missing.
     """
-    _check_prepare_inputs(corpus, speakers, root, out, fps, runner, address, max_workers)
+    _use_params(params_file)
+    _check_prepare_inputs(corpus, speakers, root, out, fps, runner, address, max_workers,
+                          detector)
     from lipflow.tasks.prepare.batches import task_seconds as task_seconds_of_video
     from lipflow.tasks.prepare.speaker import speaker_jobs
     from lipflow.tasks.settings.project import project_root
 
     params = _audio_rule(load_params(), no_audio)
-    jobs = speaker_jobs(params, corpus, speakers, root, out, fps)  # errors before Prefect
+    jobs = speaker_jobs(params, corpus, speakers, root, out, fps, detector)  # errors before Prefect
     seconds = task_seconds_of_video(params, task_seconds)
     _check_runner(runner, address, max_workers)
     _orchestrate()
@@ -459,8 +519,10 @@ def synthesize(
         help="Also write VIDEO's video stream (copied) with the speech as its audio.")] = None,
     keep_audio: Annotated[bool, typer.Option(
         "--keep-audio", help="With --mux: the original audio as a second track.")] = False,
+    params_file: ParamsOption = None,
 ) -> None:
     """Speech from the lips in VIDEO with a trained speech model (no Prefect: one video)."""
+    _use_params(params_file)
     _check_model(model)
     _check_file(checkpoint, "checkpoint")
     from lipflow.models.synthesize import check_inputs, speech_model

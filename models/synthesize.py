@@ -257,7 +257,7 @@ class Synthesizer:
         device = next(self.model.parameters()).device
         frames = iter_frames(video, self.fps, pixels="yuv")
         for start, images in frame_windows(frames, t, t - self.overlap_frames):
-            crops = cropper(images, t)
+            crops = cropper(images, t, first_frame=start, fps=self.fps)
             valid = len(images)
             del images
             offset = round(start * self.mel_per_frame)

@@ -90,12 +90,13 @@ def test_shared_detector_is_cached_per_settings_and_per_thread():
     first = shared_detector(settings)
     assert isinstance(first, FaceDetector)
     assert shared_detector(dict(settings)) is first
-    assert shared_detector({}) is first  # the defaults are these settings
+    assert shared_detector({"detector": "short_range"}) is first  # the default score
+    assert shared_detector({}).detector_name == "auto"  # the default detector
     other_score = shared_detector({"detector": "short_range", "min_face_score": 0.7})
     other_model = shared_detector({"detector": "full_range", "min_face_score": 0.5})
     assert other_score is not first and other_model is not first
     assert other_score.min_score == 0.7 and other_model.detector_name == "full_range"
-    assert shared_detector({"min_face_score": 0.7}) is other_score
+    assert shared_detector({"detector": "short_range", "min_face_score": 0.7}) is other_score
 
     built: list[FaceDetector] = []
     errors: list[BaseException] = []
@@ -130,3 +131,72 @@ def test_closing_shared_detectors_makes_the_next_call_build_a_fresh_one():
     assert shared_detector(settings) is fresh
     close_shared_detectors()
     close_shared_detectors()  # idempotent
+
+
+# ------------------------------------------------------------------ auto: short, full, tiles
+
+
+def _small_face_canvas(scale: float, width: int, height: int) -> np.ndarray:
+    """A GRID frame shrunk by ``scale`` (its ~130-px face to ~65 px at 0.5) pasted into a
+    large grey frame: a small face in a large frame, as in a 1080p slide or crowd shot."""
+    import cv2
+
+    frame = grid_frames("s1/bbaf2n.mpg")[0]
+    small = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    canvas = np.full((height, width, 3), 90, np.uint8)
+    y, x = height // 3, width // 2
+    canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
+    return canvas
+
+
+def test_tiles_cover_the_frame_with_overlap():
+    from lipflow.tasks.faces.detection import MIN_TILED_SIDE, tiles
+
+    assert tiles(640, MIN_TILED_SIDE - 2) == []  # too small to gain from tiles
+    squares = tiles(1920, 1080)
+    assert {side for _, _, side in squares} == {540}
+    covered = np.zeros((1080, 1920), bool)
+    for x, y, side in squares:
+        assert 0 <= x and x + side <= 1920 and 0 <= y and y + side <= 1080
+        covered[y:y + side, x:x + side] = True
+    assert covered.all()
+    xs = sorted({x for x, _, _ in squares})
+    assert all(b - a <= 540 * 0.75 + 1 for a, b in zip(xs, xs[1:], strict=False))
+
+
+def test_merge_faces_drops_the_same_face_seen_twice():
+    from lipflow.tasks.faces.detection import merge_faces
+    from tests.support.faces import make_face
+
+    a, a_again = make_face(100, 100, 60, 0.9), make_face(104, 102, 60, 0.8)
+    b = make_face(400, 100, 60)
+    merged = merge_faces([[a_again, b], [a]])
+    assert len(merged) == 2 and merged[0].score == 0.9
+    assert {round(f.box[0]) for f in merged} == {round(a.box[0]), round(b.box[0])}
+
+
+@pytest.mark.parametrize(("width", "height"), [(1920, 1080), (3840, 2160)])
+def test_auto_finds_a_65px_face_in_a_large_frame_that_both_models_miss(width, height):
+    canvas = _small_face_canvas(0.5, width, height)
+    with (FaceDetector("short_range") as short, FaceDetector("full_range") as full,
+          FaceDetector("auto") as auto):
+        assert short.detect(canvas) == [] and full.detect(canvas) == []
+        (face,) = auto.detect(canvas)
+        assert auto.calls["tile"] > 0
+    x, y, w, h = face.box
+    assert 55 <= np.sqrt(w * h) <= 80
+    assert width // 2 <= x + w / 2 <= width // 2 + 180
+    assert height // 3 <= y + h / 2 <= height // 3 + 144
+
+
+def test_auto_costs_one_short_range_call_where_a_face_is_found():
+    frames = grid_frames("s1/bbaf2n.mpg")[:5]
+    with FaceDetector("auto") as auto, FaceDetector("short_range") as short:
+        for frame in frames:
+            got, want = auto.detect(frame), short.detect(frame)
+            assert len(got) == len(want) == 1
+            np.testing.assert_allclose(got[0].box, want[0].box)
+        assert auto.calls == {"short_range": 5, "full_range": 0, "tile": 0}
+        # a frame without a face pays for the fallbacks: whole frame, then (large) tiles
+        assert auto.detect(np.full((288, 360, 3), 90, np.uint8)) == []
+        assert auto.calls["full_range"] == 1 and auto.calls["tile"] == 0

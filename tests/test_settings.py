@@ -65,9 +65,31 @@ def test_missing_key_gets_the_default(tmp_path: Path) -> None:
     path = _write(tmp_path, {"preprocess": {"detect_every_frames": 10}})
     params = load_params(path)
     assert params["preprocess"]["detect_every_frames"] == 10
-    assert params["preprocess"]["detector"] == "short_range"
+    assert params["preprocess"]["detector"] == "auto"
     assert params["features"]["mel"]["hop_samples"] == 200
     assert load_settings(path).preprocess.min_face_score == 0.5
+
+
+def test_no_params_file_means_the_built_in_defaults(tmp_path: Path, monkeypatch) -> None:
+    from lipflow.tasks.settings.project import BUILT_IN, find_project, read_params_file
+
+    monkeypatch.delenv("LIPFLOW_ROOT", raising=False)
+    monkeypatch.delenv("LIPFLOW_PARAMS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert find_project() is None
+    assert read_params_file() == ({}, BUILT_IN)
+    assert load_params() == complete({})
+    assert load_params()["user_corpus"]["fps"] == 25
+
+
+def test_lipflow_params_names_the_file_in_use(tmp_path: Path, monkeypatch) -> None:
+    path = _write(tmp_path, {"preprocess": {"detector": "full_range"}})
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LIPFLOW_PARAMS", str(path))
+    assert load_params()["preprocess"]["detector"] == "full_range"
+    monkeypatch.setenv("LIPFLOW_PARAMS", str(tmp_path / "missing.yaml"))
+    with pytest.raises(ConfigError, match="no params file at .*missing.yaml"):
+        load_params()
 
 
 def test_preset_overrides_stay_optional() -> None:

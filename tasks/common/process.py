@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from importlib.resources import files
 
-from lipflow.tasks.settings.project import project_root
+from lipflow.tasks.settings.project import find_project
 
 #: Prefect logging config that keeps user errors to one line on the console.
 LOGGING_CONFIG = str(files("lipflow.flows") / "logging.yml")
@@ -30,8 +30,15 @@ DEFAULTS = {
 
 
 def configure_process() -> None:
-    """Set telemetry off and a project-local ``PREFECT_HOME`` unless already set."""
+    """Set telemetry off and a project-local ``PREFECT_HOME`` unless already set.
+
+    Outside a project (lipflow run from any folder) ``PREFECT_HOME`` stays Prefect's own
+    default (``~/.prefect``): one server for all such runs, not a ``.prefect`` folder and a
+    server in every folder a video happens to be in.
+    """
     for key, value in DEFAULTS.items():
         os.environ.setdefault(key, value)
-    os.environ.setdefault("PREFECT_HOME", str(project_root() / ".prefect"))
+    project = find_project()
+    if project is not None:
+        os.environ.setdefault("PREFECT_HOME", str(project / ".prefect"))
     os.environ.setdefault("PREFECT_LOGGING_CONFIG_PATH", LOGGING_CONFIG)

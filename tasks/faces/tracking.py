@@ -36,7 +36,7 @@ SAME_FACE_IOU = 0.3
 
 SECOND_FACE_CHOICES = ("reject", "keep_largest")
 NO_FACE = "no face detected"
-TWO_FACES = "two faces of similar size"
+TWO_FACES = "two faces"
 
 
 class Detector(Protocol):
@@ -143,12 +143,15 @@ def track_from_detections(
     smooth_window_frames: int = 5,
     second_face: str = "reject",
     second_face_area_ratio: float = 0.6,
+    first_frame: int = 0,
+    fps: float | None = None,
 ) -> FaceTrack:
     """Build a :class:`FaceTrack` from per-frame detector output.
 
     ``detections[t]`` is the list of faces found in frame t, or None where the detector
     did not run (stride). This is the whole tracking logic without the detector, so it
-    can be checked with synthetic detections.
+    can be checked with synthetic detections. ``first_frame`` (the clip's first frame in
+    the video) and ``fps`` make a reason name the video's frame and second, not the clip's.
     """
     _check_options(second_face, second_face_area_ratio, min_detection_rate)
     num_frames = len(detections)
@@ -204,8 +207,8 @@ def track_from_detections(
     reason = None
     if second_face_at is not None and second_face == "reject":
         reason = (
-            f"{TWO_FACES} (a second face {second_face_ratio:.2f} of the tracked face's "
-            f"area at frame {second_face_at})"
+            f"{TWO_FACES} (the second {second_face_ratio:.2f}x the tracked face's area at "
+            f"{frame_label(first_frame + second_face_at, fps)})"
         )
     elif rate < min_detection_rate:
         reason = f"detection rate {rate:.2f} below {min_detection_rate:.2f}"
@@ -214,6 +217,11 @@ def track_from_detections(
         detection_rate=rate, mean_face_px=float(side.mean()), keypoint_jitter=jitter,
         reject_reason=reason,
     )
+
+
+def frame_label(frame: int, fps: float | None) -> str:
+    """``frame 312, 12.48 s``: a frame of the video, by number and, with ``fps``, time."""
+    return f"frame {frame}" if not fps else f"frame {frame}, {frame / fps:.2f} s"
 
 
 def needs_refining(
@@ -284,6 +292,8 @@ def track_face(
     second_face: str = "reject",
     second_face_area_ratio: float = 0.6,
     valid_frames: int | None = None,
+    first_frame: int = 0,
+    fps: float | None = None,
 ) -> FaceTrack:
     """Track the clip's face through ``frames`` (T frames of one clip).
 
@@ -293,6 +303,7 @@ def track_face(
     detector takes (an RGB array for :class:`~lipflow.tasks.faces.detection.FaceDetector`; it is
     only indexed where the detector runs). ``valid_frames`` (default: all) excludes
     padding at the end of a short clip from detection; padded frames hold the last face.
+    ``first_frame`` and ``fps`` place the clip in its video for the rejection reason.
     """
     _check_options(second_face, second_face_area_ratio, min_detection_rate)
     if refine_motion is not None and refine_motion < 0:
@@ -308,6 +319,8 @@ def track_face(
         smooth_window_frames=int(smooth_window_frames),
         second_face=second_face,
         second_face_area_ratio=second_face_area_ratio,
+        first_frame=first_frame,
+        fps=fps,
     )
 
 

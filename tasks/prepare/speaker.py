@@ -83,16 +83,16 @@ class SpeakerJob:
 
 def speaker_jobs(params: Mapping[str, Any], corpus: str, speakers: Sequence[str],
                  raw_root: Path | None = None, features_root: Location | None = None,
-                 fps: float | None = None) -> list[SpeakerJob]:
+                 fps: float | None = None, detector: str | None = None) -> list[SpeakerJob]:
     """A job per speaker, each with its own effective settings (presets applied).
 
     Raises :class:`~lipflow.tasks.common.errors.ConfigError` for an unknown preset or a
-    user corpus without ``fps`` before any work starts.
+    bad ``--detector`` before any work starts.
     """
     raw, out = corpus_roots(dict(params), corpus, raw_root, features_root)
     jobs = []
     for speaker in speakers:
-        settings, record = speaker_settings(dict(params), corpus, speaker, fps)
+        settings, record = speaker_settings(dict(params), corpus, speaker, fps, detector)
         jobs.append(SpeakerJob(corpus, speaker, raw, out, settings, record))
     return jobs
 

@@ -130,6 +130,38 @@ def rejected_file_row(record: Mapping[str, Any], fps: float, reason: str) -> dic
     }
 
 
+#: The reason (kind) of a last window shorter than ``preprocess.min_clip_seconds``.
+SHORT_TAIL = "tail shorter than"
+
+
+def tail_row(record: Mapping[str, Any], start_frame: int, valid_frames: int,
+             available_samples: int, settings: VideoSettings) -> dict[str, Any]:
+    """The rejected row of a video's last window when it is shorter than ``min_clip_seconds``.
+
+    Such a tail is not a clip, but it gets a row, so the manifest accounts for every second
+    of the video (docs/contracts.md section 3): reason ``tail shorter than 1 s (0.40 s from
+    frame 300, 12.00 s)``.
+    """
+    fps = settings.fps
+    seconds = valid_frames / fps
+    return {
+        **_base_row(record, fps),
+        "clip_id": f"{record['speaker']}/{record['utterance_id']}/{start_frame}",
+        "start_s": start_frame / fps, "end_s": (start_frame + valid_frames) / fps,
+        "num_frames": frames_per_clip(fps, settings.clip_seconds),
+        "num_samples": samples_per_clip(settings.sample_rate_hz, settings.clip_seconds),
+        "valid_frames": valid_frames,
+        "valid_samples": max(0, min(int(available_samples),
+                                    samples_per_clip(settings.sample_rate_hz,
+                                                     settings.clip_seconds))),
+        "detection_rate": None, "mean_face_px": None, "keypoint_jitter": None,
+        "transcript": None, "word_timings": None, "kept": False,
+        "reject_reason": (f"{SHORT_TAIL} {settings.min_clip_seconds:g} s ({seconds:.2f} s from "
+                          f"frame {start_frame}, {start_frame / fps:.2f} s)"),
+        "store_index": -1,
+    }
+
+
 def frame_chunks(frames: Iterator[Any], size: int) -> Iterator[list[Any]]:
     """Group decoded frames' images into lists of ``size`` (the last may be shorter).
 
@@ -191,6 +223,10 @@ def _clips_of_video(record: Mapping[str, Any], raw_root: Path, save: SaveClip,
             window = window_at(k, valid_frames, len(block), fps, settings.clip_seconds,
                                min_valid_seconds=settings.min_clip_seconds, sample_rate_hz=sr)
             if window is None:
+                if k > 0:  # a tail: recorded, so no video time goes missing silently
+                    yield tail_row(record, k * clip_frames, valid_frames, len(block),
+                                   settings)
+                    produced += 1
                 break
             start_frame = window.start_frame
             words = clip_words(transcript_words, window.start_s, settings.clip_seconds)
@@ -209,7 +245,7 @@ def _clips_of_video(record: Mapping[str, Any], raw_root: Path, save: SaveClip,
             # only the few the detector looks at become RGB. A short last clip repeats
             # its last frame. At 720p a clip buffer is ~125 MB, so it is dropped before
             # the next decode.
-            crops = cropper(chunk, clip_frames)
+            crops = cropper(chunk, clip_frames, first_frame=start_frame, fps=fps)
             del chunk
             track = crops.track
             row.update(detection_rate=float(track.detection_rate),

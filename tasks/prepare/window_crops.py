@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from lipflow.tasks.faces.crops import mouth_window
+from lipflow.tasks.faces.crops import mouth_rects, mouth_window
 from lipflow.tasks.faces.detection import shared_detector
 from lipflow.tasks.faces.tracking import FaceTrack, track_face, tracking_options
 from lipflow.tasks.faces.yuv_crops import face_crops_yuv, mouth_crops_yuv
@@ -86,13 +86,19 @@ class WindowCropper:
         self.mouth = mouth_window(preprocess)
         self.face_px, self.margin = typed.face_size_px, float(typed.face_margin)
 
-    def __call__(self, images: list[Any], size: int) -> WindowCrops:
-        """Track and crop ``images`` (at most ``size`` frames), padded to ``size``."""
+    def __call__(self, images: list[Any], size: int, *, first_frame: int = 0,
+                 fps: float | None = None, crop_rejected: bool = False) -> WindowCrops:
+        """Track and crop ``images`` (at most ``size`` frames), padded to ``size``.
+
+        ``first_frame`` / ``fps`` place the window in its video (for the reason's frame
+        and time). ``crop_rejected`` crops a rejected window too when any face was found
+        (``lipflow track --all-crops``); prepare never stores those.
+        """
         valid = len(images)
         frames = images + [images[-1]] * (size - valid)
         track = track_face(RgbFrames(frames), self.detector, valid_frames=valid,
-                           **self.track_options)
-        if not track.kept:
+                           first_frame=first_frame, fps=fps, **self.track_options)
+        if not (track.kept or (crop_rejected and track.detected.any())):
             return WindowCrops(track, None, None)
         face = (face_crops_yuv(frames, track.boxes, self.face_px, self.margin)
                 if "face" in self.streams else None)
@@ -101,3 +107,14 @@ class WindowCropper:
                                  m.shift_y)
                  if "mouth" in self.streams else None)
         return WindowCrops(track, face, mouth)
+
+    def mouth_corners(self, track: FaceTrack) -> np.ndarray | None:
+        """(T, 4, 2) corners, in source pixels, of the region each mouth crop is cut from.
+
+        What ``lipflow track`` draws; None when the window has no face. Kept here, beside
+        the crops, so that the drawn region follows however the crops are placed.
+        """
+        if not track.detected.any():
+            return None
+        m = self.mouth
+        return mouth_rects(track.keypoints, m.height_px, m.width_px, m.scale, m.shift_y)

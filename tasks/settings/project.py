@@ -1,9 +1,16 @@
-"""Where the project lives and what ``params.yaml`` says.
+"""Where the project lives and which settings apply.
 
-Every command and test resolves paths against the *project root*: the nearest folder,
-from the working directory upwards, that holds ``params.yaml`` (a DVC project keeps it
-next to ``dvc.yaml``). ``LIPFLOW_ROOT`` overrides the search, which tests use to point
-at a temporary copy of the project.
+Every command and test resolves relative paths against the *project root*: the nearest
+folder, from the working directory upwards, that holds ``params.yaml`` (a DVC project
+keeps it next to ``dvc.yaml``). ``LIPFLOW_ROOT`` overrides the search, which tests use
+to point at a temporary copy of the project. Outside any project the working directory
+is the root, so ``data/raw/<corpus>`` lands where the user runs the command.
+
+Which settings: the file named by ``LIPFLOW_PARAMS`` (the CLI's ``--params FILE`` sets
+it, so worker processes see it too), else the project's ``params.yaml``, else none at all:
+then every key has the typed schema's default (:mod:`lipflow.tasks.settings.schema`),
+which ships inside the package. So ``lipflow track``, ``download`` and ``prepare`` run
+from any folder; only the DVC stages need the checkout.
 """
 
 from __future__ import annotations
@@ -20,10 +27,14 @@ from lipflow.tasks.settings.schema import Params
 from lipflow.tasks.settings.validation import complete, validate
 
 PARAMS_FILE = "params.yaml"
+#: Environment variable naming a params file to use instead of the project's.
+PARAMS_ENV = "LIPFLOW_PARAMS"
+#: How messages name the settings when no file is read.
+BUILT_IN = "lipflow's built-in defaults"
 
 
-def project_root(start: Path | None = None) -> Path:
-    """Return the project root (see module docstring); the working directory if none."""
+def find_project(start: Path | None = None) -> Path | None:
+    """The project root (``LIPFLOW_ROOT``, or the nearest folder up with ``params.yaml``)."""
     env = os.environ.get("LIPFLOW_ROOT")
     if env:
         return Path(env).resolve()
@@ -31,7 +42,39 @@ def project_root(start: Path | None = None) -> Path:
     for folder in (here, *here.parents):
         if (folder / PARAMS_FILE).is_file():
             return folder
-    return here
+    return None
+
+
+def project_root(start: Path | None = None) -> Path:
+    """Return the project root (see module docstring); the working directory if none."""
+    return find_project(start) or (start or Path.cwd()).resolve()
+
+
+def params_file() -> Path | None:
+    """The params file in use: ``LIPFLOW_PARAMS``, else the project's, else None (defaults).
+
+    A ``LIPFLOW_PARAMS`` that names no file is an error rather than a silent fallback.
+    """
+    env = os.environ.get(PARAMS_ENV)
+    if env:
+        path = Path(env).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"no params file at {path} ({PARAMS_ENV} / --params)")
+        return path.resolve()
+    project = find_project()
+    if project is not None and (project / PARAMS_FILE).is_file():
+        return project / PARAMS_FILE
+    return None
+
+
+def use_params_file(path: Path | None) -> None:
+    """Make ``path`` the params file of this process and the processes it starts."""
+    if path is None:
+        return
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"no params file at {path} (--params)")
+    os.environ[PARAMS_ENV] = str(path.resolve())
 
 
 def _display(path: Path) -> str:
@@ -43,10 +86,15 @@ def _display(path: Path) -> str:
 
 
 def read_params_file(path: Path | None = None) -> tuple[dict[str, Any], str]:
-    """The raw mapping of ``params.yaml`` (the project's unless ``path``) and its display name."""
-    params_path = path or project_root() / PARAMS_FILE
+    """The raw mapping of the params file (:func:`params_file` unless ``path``) and its name.
+
+    With no file in use the mapping is empty (every key takes its default).
+    """
+    params_path = path or params_file()
+    if params_path is None:
+        return {}, BUILT_IN
     if not params_path.is_file():
-        raise ConfigError(f"no {PARAMS_FILE} at {params_path}; run lipflow inside the project")
+        raise ConfigError(f"no {PARAMS_FILE} at {params_path}")
     name = _display(params_path)
     try:
         with params_path.open(encoding="utf-8") as handle:
@@ -59,7 +107,7 @@ def read_params_file(path: Path | None = None) -> tuple[dict[str, Any], str]:
 
 
 def load_params(path: Path | None = None) -> dict[str, Any]:
-    """``params.yaml`` (the project's, unless ``path`` names another), validated, as a dict.
+    """The params in use (see :func:`params_file`; ``path`` names another), validated, as a dict.
 
     Checked against :class:`~lipflow.tasks.settings.schema.Params`; keys the file leaves
     out get the schema's defaults, the rest come back as written (see
