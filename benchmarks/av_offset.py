@@ -35,9 +35,9 @@ from lipflow.tasks.media.video import iter_frames  # noqa: E402
 from lipflow.tasks.media.yuv import RgbFrames  # noqa: E402
 from lipflow.tasks.prepare.quality import (  # noqa: E402
     MAX_LAG_FRAMES,
-    audio_envelope,
+    audio_envelopes,
     av_offset,
-    lip_aperture,
+    lip_openings,
 )
 from lipflow.tasks.settings.schema import Preprocess  # noqa: E402
 
@@ -60,12 +60,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("grid_dir", nargs="?", default="/work/data_grid/data/s1")
     parser.add_argument("--videos", type=int, default=100)
+    parser.add_argument("--landmark-every", type=int, default=None,
+                        help="FaceMesh stride (default: preprocess.landmark_every_frames)")
     args = parser.parse_args()
     videos = sorted(Path(args.grid_dir).glob("*.mpg"))
     step = max(1, len(videos) // args.videos)
     videos = videos[::step][: args.videos]
     detector, options = shared_detector({}), tracking_options({})
-    every = Preprocess().landmark_every_frames  # as prepare runs FaceMesh
+    every = args.landmark_every or Preprocess().landmark_every_frames  # as prepare runs it
     errors: list[int] = []
     bias: list[int] = []
     relative: list[int] = []
@@ -77,17 +79,17 @@ def main() -> None:
         if not track.kept:
             skipped += 1
             continue
-        aperture = lip_aperture(face_landmarks(frames, track.boxes, every=every))
+        aperture = lip_openings(face_landmarks(frames, track.boxes, every=every))
         wav = read_audio(path, SR, duration_s=SECONDS)
         wav = np.pad(wav, (0, max(0, int(SECONDS * SR) - len(wav))))
-        base = av_offset(aperture, audio_envelope(wav, len(frames), FPS, SR))
+        base = av_offset(aperture, audio_envelopes(wav, len(frames), FPS, SR))
         if base is None:
             skipped += 1
             continue
         used += 1
         bias.append(base.frames)
         for shift in SHIFTS:
-            est = av_offset(aperture, audio_envelope(shifted(wav, shift), len(frames), FPS, SR))
+            est = av_offset(aperture, audio_envelopes(shifted(wav, shift), len(frames), FPS, SR))
             got = MAX_LAG_FRAMES + 99 if est is None else est.frames
             errors.append(got - shift)
             relative.append(got - shift - base.frames)
@@ -97,7 +99,7 @@ def main() -> None:
     chance = 3 / (2 * MAX_LAG_FRAMES + 1)
     print(f"GRID clips: {used} used, {skipped} skipped (rejected track or flat signal), "
           f"shifts {SHIFTS.start}..{SHIFTS.stop - 1} frames: {len(errors)} estimates, "
-          f"{seconds:.0f} s")
+          f"{seconds:.0f} s, FaceMesh on every {every}. frame")
     print(f"recovered within +-1 frame: {100 * within:.1f} % (goal >= 90 %), exactly: "
           f"{100 * float(np.mean(err == 0)):.1f} %")
     print(f"relative to each clip's own unshifted estimate: within +-1 "

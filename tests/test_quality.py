@@ -13,6 +13,7 @@ from lipflow.tasks.media.yuv import YuvFrame
 from lipflow.tasks.prepare.quality import (
     CORRUPT,
     QUALITY_COLUMNS,
+    FrameFlags,
     av_offset,
     damaged_frames,
     duplicate_frame_frac,
@@ -138,11 +139,29 @@ def test_damaged_grid_file_is_rejected_as_corrupt_video(tmp_path):
     assert not (tolerant[0]["reject_reason"] or "").startswith(CORRUPT)
 
 
-def test_truncated_grid_file_is_rejected_as_corrupt_video(tmp_path):
+def test_truncated_grid_file_keeps_what_decoded_whole(tmp_path):
+    # a cut download: its last decoded frame is partial (the decoder marks it corrupt),
+    # the frames before it are whole, so the clip is kept short, not called corrupt
     data = (SAMPLE / "bbal6n.mpg").read_bytes()
     (tmp_path / "cut.mpg").write_bytes(data[: len(data) // 2])
     rows = _prepare(tmp_path, "cut.mpg", tmp_path)
-    assert len(rows) == 1 and rows[0]["reject_reason"].startswith(CORRUPT)
+    assert len(rows) == 1 and rows[0]["kept"], rows[0]["reject_reason"]
+    assert 25 <= rows[0]["valid_frames"] < 75
+
+
+def test_frame_flags_exempt_only_the_last_decoded_frame_of_an_ended_stream():
+    class Frame:
+        def __init__(self, image: object, corrupt: bool) -> None:
+            self.image, self.corrupt = image, corrupt
+
+    a, b, c = object(), object(), object()
+    frames = [Frame(a, True), Frame(b, False), Frame(c, True), Frame(c, True)]
+    flags = FrameFlags(frames)
+    seen = iter(flags)
+    next(seen), next(seen), next(seen)
+    assert flags.count(0, 3) == 2  # stream not ended yet: every mark counts
+    list(seen)
+    assert flags.count(0, 4) == 1  # ended: the last image (shown twice) is the cut
 
 
 def test_grey_first_frame_is_rejected_as_corrupt_video(tmp_path):
