@@ -16,7 +16,8 @@ smoothed FaceMesh landmarks (``landmarks``). Printed for both, and their ratio:
   (``landmarks``, quality signals on), measured alternately on the same videos.
 
 With ``--sheet PNG`` it also writes a contact sheet: per video a row of keypoint crops
-above a row of landmark crops, every 6th frame.
+above a row of landmark crops, every ``--sheet-every``-th frame (``docs/img/mouth_alignment.png``:
+``--videos 3 --cost-videos 0 --sheet-rows 3 --sheet-every 8``).
 
 Run: ``.venv/bin/python benchmarks/mouth_jitter.py [--videos 50] [--sheet out.png] [GRID_DIR]``
 (default ``/work/data_grid/data/s1``).
@@ -93,7 +94,8 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=50)
     parser.add_argument("--cost-videos", type=int, default=10)
     parser.add_argument("--sheet", type=Path, default=None)
-    parser.add_argument("--sheet-rows", type=int, default=4)
+    parser.add_argument("--sheet-rows", type=int, default=4, help="videos on the sheet")
+    parser.add_argument("--sheet-every", type=int, default=6, help="every k-th frame")
     args = parser.parse_args()
     videos = sorted(Path(args.grid_dir).glob("*.mpg"))
     videos = videos[:: max(1, len(videos) // args.videos)][: args.videos]
@@ -138,6 +140,8 @@ def main() -> None:
     print(f"FaceMesh: {1000 * mesh_s / max(mesh_frames, 1):.2f} ms a frame "
           "(crop from 4:2:0 + batched inference)")
     cost = videos[: args.cost_videos]
+    if not cost:
+        return _sheet(args, rows)
     old_pre = {"mouth_alignment": "keypoints", "quality_signals": False}
     prepare_seconds(cost[:1], {})  # warm both models
     old_s = new_s = 0.0
@@ -148,8 +152,12 @@ def main() -> None:
     print(f"prepare, {len(cost)} clips: keypoints without FaceMesh {clip_s / old_s:.0f}x "
           f"realtime, landmarks + quality signals {clip_s / new_s:.0f}x realtime "
           f"(cost ratio {new_s / old_s:.2f}x)")
+    _sheet(args, rows)
+
+
+def _sheet(args: argparse.Namespace, rows: list[np.ndarray]) -> None:
     if args.sheet is not None and rows:
-        sheet = contact_sheet(rows, every=6)
+        sheet = contact_sheet(rows, every=args.sheet_every)
         cv2.imwrite(str(args.sheet), sheet, [cv2.IMWRITE_PNG_COMPRESSION, 9])
         print(f"wrote {args.sheet} ({len(rows) // 2} videos: keypoint row above landmark row)")
 
