@@ -135,7 +135,7 @@ def test_damaged_grid_file_is_rejected_as_corrupt_video(tmp_path):
     assert len(rows) == 1 and not rows[0]["kept"]
     assert rows[0]["reject_reason"].startswith(CORRUPT)
     assert "frames with decode errors" in rows[0]["reject_reason"]
-    tolerant = _prepare(tmp_path, "damaged.mpg", tmp_path, max_damaged_frames=75)
+    tolerant = _prepare(tmp_path, "damaged.mpg", tmp_path, max_decode_error_frames=75)
     assert not (tolerant[0]["reject_reason"] or "").startswith(CORRUPT)
 
 

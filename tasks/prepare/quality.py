@@ -255,11 +255,13 @@ QUALITY_COLUMNS = ("mouth_occluded_frac", "duplicate_frame_frac", "av_offset_fra
                    "av_sync_confidence")
 
 
-def corrupt_reason(decoder_marked: int, images: Sequence[Any], max_damaged: int) -> str | None:
+def corrupt_reason(decoder_marked: int, images: Sequence[Any], max_damaged: int,
+                   max_decode_errors: int) -> str | None:
     """``corrupt video stream (...)`` when more than ``max_damaged`` of ``images`` are
-    damaged (marked corrupt by the decoder, or flat mid-grey), else None."""
+    flat mid-grey or more than ``max_decode_errors`` were marked corrupt by the decoder,
+    else None."""
     flat = damaged_frames(images)
-    if decoder_marked + flat <= max_damaged:
+    if flat <= max_damaged and decoder_marked <= max_decode_errors:
         return None
     return (f"{CORRUPT} ({decoder_marked} frames with decode errors, {flat} flat grey, "
             f"of {len(images)})")

@@ -221,7 +221,8 @@ def _clips_of_video(record: Mapping[str, Any], raw_root: Path, save: SaveClip,
             # the next decode.
             row.update(dict.fromkeys(QUALITY_COLUMNS))
             corrupt = corrupt_reason(flags.count(k * clip_frames, k * clip_frames + valid_frames),
-                                     chunk, typed.max_damaged_frames)
+                                     chunk, typed.max_damaged_frames,
+                                     typed.max_decode_error_frames)
             if corrupt is not None:  # before tracking: damage, not the face, is the reason
                 yield {**row, "kept": False, "reject_reason": corrupt, "store_index": -1}
                 continue
