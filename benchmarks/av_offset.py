@@ -60,12 +60,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("grid_dir", nargs="?", default="/work/data_grid/data/s1")
     parser.add_argument("--videos", type=int, default=100)
+    parser.add_argument("--first", type=int, default=0,
+                        help="start the every-n-th pick here (another set of clips)")
     parser.add_argument("--landmark-every", type=int, default=None,
                         help="FaceMesh stride (default: preprocess.landmark_every_frames)")
     args = parser.parse_args()
     videos = sorted(Path(args.grid_dir).glob("*.mpg"))
     step = max(1, len(videos) // args.videos)
-    videos = videos[::step][: args.videos]
+    videos = videos[args.first :: step][: args.videos]
     detector, options = shared_detector({}), tracking_options({})
     every = args.landmark_every or Preprocess().landmark_every_frames  # as prepare runs it
     errors: list[int] = []
