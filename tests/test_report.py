@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 from lipflow.tasks.contracts.clip_manifest import read_clip_manifest
-from lipflow.tasks.ops.report import ReportError, build_report, speaker_summary
+from lipflow.tasks.ops.report import (
+    ReportError,
+    build_report,
+    quality_summary,
+    speaker_summary,
+)
 from tests.support.clips import build_store
 
 #: Griffin-Lim rounds: enough to test the path, few enough to keep the test fast.
@@ -33,7 +38,7 @@ def test_report_page_references_every_figure_and_all_exist(project, tmp_path):
     assert page == tmp_path / "report" / "index.html"
     text = page.read_text()
     images = re.findall(r'<img src="([^"]+)"', text)
-    expected = {"clips_minutes.png", "rejections.png", "detection_rate.png",
+    expected = {"clips_minutes.png", "rejections.png", "detection_rate.png", "av_offset.png",
                 "mouths_grid_s1.png", "mouths_grid_s16.png", "mel_resynthesis.png"}
     assert set(images) == expected
     for name in images:
@@ -42,6 +47,7 @@ def test_report_page_references_every_figure_and_all_exist(project, tmp_path):
     assert (page.parent / "griffin_lim.wav").read_bytes()[:4] == b"RIFF"
     assert "stoi" in text and "0.41" in text  # metrics table
     assert "no face detected in 40% of frames" in text  # rejections in the speaker table
+    assert "Clip quality signals" in text and "mean_mouth_occluded_frac" in text
     assert not list(page.parent.glob(".*.tmp"))  # no temp leftovers
 
 
@@ -87,3 +93,16 @@ def test_speaker_table_artifact_is_published_from_a_flow(project, prefect_harnes
     assert by_speaker["s1"]["clips_kept"] == 5 and by_speaker["s1"]["clips_rejected"] == 2
     assert by_speaker["s1"]["rejected_by_reason"] == "no face detected in 40% of frames: 2"
     assert by_speaker["s16"]["minutes"] == pytest.approx(3 * 3 / 60)
+
+
+def test_quality_summary_shows_the_manifest_signals(project):
+    features = project / "data" / "features" / "grid"
+    clips = read_clip_manifest(features / "s1.parquet")
+    clips.loc[clips["clip_id"] == "s1/bad000/0", "reject_reason"] = "corrupt video stream (x)"
+    row = quality_summary(clips).set_index("speaker").loc["s1"]
+    # build_store: mouth_occluded_frac 0.5 on even clips (0, 2, 4 of 5), 0 on odd ones
+    assert row["mean_mouth_occluded_frac"] == pytest.approx(0.3)
+    assert row["mean_duplicate_frame_frac"] == 0.0
+    # offsets i % 3 - 1 for i = 0..4: -1, 0, 1, -1, 0
+    assert row["median_av_offset_frames"] == 0.0 and row["av_offset_over_1_frame"] == 0.0
+    assert row["corrupt_video_clips"] == 1

@@ -257,7 +257,7 @@ def write_track_video(
                     else:
                         rejected.append(f"{span}: {reason}")
                     track = crops.track if crops is not None else None
-                    rects = None if track is None else cropper.mouth_corners(track)
+                    rects = None if crops is None else cropper.mouth_corners(crops)
                     if tmp_crops is not None and crops is not None and crops.mouth is not None:
                         for i, crop_img in enumerate(crops.mouth[:len(chunk)]):
                             cv2.imwrite(str(tmp_crops / f"{start + i:06d}.png"), crop_img)

@@ -92,12 +92,15 @@ class VideoFrame:
     timestamp of the source frame shown (both relative to the video stream start);
     ``image`` is RGB uint8 of shape (H, W, 3), cropped when a crop was asked for (or a
     :class:`~lipflow.tasks.media.yuv.YuvFrame` when ``iter_frames`` was asked for ``yuv``).
+    ``corrupt`` is the decoder's mark on a frame it concealed errors in (a damaged
+    stream: :mod:`lipflow.tasks.prepare.quality`).
     """
 
     index: int
     time_s: float
     source_time_s: float
     image: np.ndarray | YuvFrame
+    corrupt: bool = False
 
 
 

@@ -245,7 +245,8 @@ def _frames(
                     image = np.ascontiguousarray(image[y : y + h, x : x + w])
             cached_frame, cached_image = frame, image
         assert cached_image is not None
-        yield VideoFrame(index=n, time_s=t, source_time_s=source_t, image=cached_image)
+        yield VideoFrame(index=n, time_s=t, source_time_s=source_t, image=cached_image,
+                         corrupt=bool(cached_frame.is_corrupt))
 
 
 def _chain_first(first: T, rest: Iterator[T]) -> Iterator[T]:

@@ -101,6 +101,49 @@ def speaker_summary(clips: pd.DataFrame) -> pd.DataFrame:
                                        "rejected_by_reason", "minutes", "mean_detection_rate"])
 
 
+def quality_summary(clips: pd.DataFrame) -> pd.DataFrame:
+    """One row per (corpus, speaker): the clip manifest's quality signals over kept clips.
+
+    Means of ``mouth_occluded_frac`` and ``duplicate_frame_frac``; the median AV offset
+    and the share of clips more than one frame off (docs/contracts.md section 3); clips
+    rejected as a corrupt video stream. Signals a clip lacks (null) are left out.
+    """
+    rows = []
+    for (corpus, speaker), group in clips.groupby(["corpus", "speaker"], sort=True):
+        kept = group[group["kept"]]
+        occluded = kept["mouth_occluded_frac"].dropna()
+        repeats = kept["duplicate_frame_frac"].dropna()
+        offsets = kept["av_offset_frames"].dropna()
+        corrupt = group["reject_reason"].fillna("").str.startswith("corrupt video stream")
+        rows.append({
+            "corpus": corpus,
+            "speaker": speaker,
+            "mean_mouth_occluded_frac": round(float(occluded.mean()), 4) if len(occluded)
+            else None,
+            "mean_duplicate_frame_frac": round(float(repeats.mean()), 4) if len(repeats)
+            else None,
+            "median_av_offset_frames": float(offsets.median()) if len(offsets) else None,
+            "av_offset_over_1_frame": round(float((offsets.abs() > 1).mean()), 4)
+            if len(offsets) else None,
+            "corrupt_video_clips": int(corrupt.sum()),
+        })
+    return pd.DataFrame(rows, columns=["corpus", "speaker", "mean_mouth_occluded_frac",
+                                       "mean_duplicate_frame_frac", "median_av_offset_frames",
+                                       "av_offset_over_1_frame", "corrupt_video_clips"])
+
+
+def figure_av_offset(clips: pd.DataFrame, target: Path) -> Path:
+    """Histogram of kept clips' estimated audio-visual offsets (frames)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    offsets = clips.loc[clips["kept"], "av_offset_frames"].dropna()
+    ax.hist(offsets, bins=np.arange(-15.5, 16.5, 1.0))
+    ax.set_xlabel("audio after video by (frames)")
+    ax.set_ylabel("clips")
+    ax.set_title(f"estimated audio-visual offset ({len(offsets)} clips)")
+    return _save(fig, target)
+
+
 def load_metrics(project_root: Path) -> pd.DataFrame:
     """``metrics/*.json`` flattened to (file, metric, value) rows; empty when none exist."""
     from lipflow.tasks.ops.audit import flatten
@@ -304,6 +347,7 @@ def build_report(project_root: Path, out_dir: Path,
 
     sections: list[str] = []
     sections.append("<h2>Speakers</h2>" + _table_html(summary))
+    sections.append("<h2>Clip quality signals</h2>" + _table_html(quality_summary(clips)))
     figure_clips_minutes(clips, out_dir / "clips_minutes.png")
     sections.append("<h2>Clips and minutes per speaker and split</h2>"
                     + _img("clips_minutes.png", "clips and minutes per speaker and split"))
@@ -312,6 +356,9 @@ def build_report(project_root: Path, out_dir: Path,
     figure_detection_rate(clips, out_dir / "detection_rate.png")
     sections.append("<h2>Face detection rate</h2>"
                     + _img("detection_rate.png", "detection rate histogram"))
+    figure_av_offset(clips, out_dir / "av_offset.png")
+    sections.append("<h2>Audio-visual offset</h2>"
+                    + _img("av_offset.png", "audio-visual offset histogram"))
 
     sheets = ["<h2>Mouth crops</h2>"]
     first_store: Path | None = None

@@ -23,10 +23,18 @@ import numpy as np
 from lipflow.tasks.common.errors import ConfigError, LipflowError
 from lipflow.tasks.common.native_threads import one_native_thread
 from lipflow.tasks.contracts.clip_record import CLIP_SUFFIX, save_clip
+from lipflow.tasks.faces.landmarks import Landmarks
 from lipflow.tasks.features.mel import mel_spectrogram
 from lipflow.tasks.features.mfec import mfec_cube
 from lipflow.tasks.media.demux import clip_streams
 from lipflow.tasks.media.probe import probe
+from lipflow.tasks.prepare.quality import (
+    QUALITY_COLUMNS,
+    FrameFlags,
+    clip_signals,
+    corrupt_reason,
+    quality_reason,
+)
 from lipflow.tasks.prepare.window_crops import WindowCropper, frame_windows
 from lipflow.tasks.prepare.windows import (
     frames_per_clip,
@@ -211,13 +219,15 @@ def _clips_of_video(record: Mapping[str, Any], raw_root: Path, save: SaveClip,
     produced = 0
 
     cropper = WindowCropper(pre)
+    typed = settings.typed
     # One open and one demux pass for both streams; a file that is not media, or has no
     # video stream (or no audio stream while preprocess.require_audio), fails here with
     # a MediaError (a rejected-file row). Without audio every block is empty: the clips
     # are silent, valid_samples 0 (docs/contracts.md).
     with clip_streams(video, fps, clip_samples, sr, crop=crop, pixels="yuv",
                       require_audio=settings.typed.require_audio) as (frames_in, blocks):
-        for k, chunk in enumerate(frame_chunks(frames_in, clip_frames)):
+        flags = FrameFlags(frames_in)  # the decoder's corrupt marks (lipflow.tasks.prepare.quality)
+        for k, chunk in enumerate(frame_chunks(iter(flags), clip_frames)):
             valid_frames = len(chunk)
             block = next(blocks, np.zeros(0, dtype=np.int16))
             window = window_at(k, valid_frames, len(block), fps, settings.clip_seconds,
@@ -245,15 +255,31 @@ def _clips_of_video(record: Mapping[str, Any], raw_root: Path, save: SaveClip,
             # only the few the detector looks at become RGB. A short last clip repeats
             # its last frame. At 720p a clip buffer is ~125 MB, so it is dropped before
             # the next decode.
+            row.update(dict.fromkeys(QUALITY_COLUMNS))
+            corrupt = corrupt_reason(flags.count(k * clip_frames, k * clip_frames + valid_frames),
+                                     chunk, typed.max_damaged_frames,
+                                     typed.max_decode_error_frames)
+            if corrupt is not None:  # before tracking: damage, not the face, is the reason
+                yield {**row, "kept": False, "reject_reason": corrupt, "store_index": -1}
+                continue
             crops = cropper(chunk, clip_frames, first_frame=start_frame, fps=fps)
-            del chunk
             track = crops.track
             row.update(detection_rate=float(track.detection_rate),
                        mean_face_px=_finite(track.mean_face_px),
                        keypoint_jitter=_finite(track.keypoint_jitter))
             if not track.kept:
+                del chunk
                 yield {**row, "kept": False, "reject_reason": track.reject_reason,
                        "store_index": -1}
+                continue
+            marks = crops.landmarks
+            if marks is not None:  # the valid frames only (a short clip repeats its last)
+                marks = Landmarks(marks.points[:valid_frames], marks.presence[:valid_frames])
+            row.update(clip_signals(chunk, marks, block[: row["valid_samples"]], fps, sr))
+            del chunk
+            reason = quality_reason(row, typed)
+            if reason is not None:
+                yield {**row, "kept": False, "reject_reason": reason, "store_index": -1}
                 continue
             wav = pad_samples(block[:clip_samples].astype(np.int16), clip_samples)
             arrays = {

@@ -17,9 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from lipflow.tasks.faces.alignment import aligned_transforms, warp_grey_yuv, window_rects
 from lipflow.tasks.faces.crops import mouth_rects, mouth_window
 from lipflow.tasks.faces.detection import shared_detector
-from lipflow.tasks.faces.tracking import FaceTrack, track_face, tracking_options
+from lipflow.tasks.faces.landmarks import Landmarks, face_landmarks
+from lipflow.tasks.faces.tracking import FaceTrack, smooth, track_face, tracking_options
 from lipflow.tasks.faces.yuv_crops import face_crops_yuv, mouth_crops_yuv
 from lipflow.tasks.media.yuv import RgbFrames
 from lipflow.tasks.settings.schema import Preprocess
@@ -59,11 +61,14 @@ def frame_windows(frames: Iterable[Any], size: int, step: int) -> Iterator[tuple
 
 @dataclass(frozen=True)
 class WindowCrops:
-    """One window's face track and, when the track is kept, its crops (else None)."""
+    """One window's face track and, when the track is kept, its crops (else None), and
+    the raw FaceMesh landmarks when they were computed (landmark alignment or quality
+    signals: :mod:`lipflow.tasks.prepare.quality`)."""
 
     track: FaceTrack
     face: np.ndarray | None
     mouth: np.ndarray | None
+    landmarks: Landmarks | None = None
 
 
 class WindowCropper:
@@ -85,6 +90,10 @@ class WindowCropper:
         self.track_options = tracking_options(preprocess)
         self.mouth = mouth_window(preprocess)
         self.face_px, self.margin = typed.face_size_px, float(typed.face_margin)
+        self.alignment = typed.mouth_alignment
+        self.landmark_smooth = typed.landmark_smooth_frames
+        self.landmark_every = typed.landmark_every_frames
+        self.use_mesh = typed.mouth_alignment == "landmarks" or typed.quality_signals
 
     def __call__(self, images: list[Any], size: int, *, first_frame: int = 0,
                  fps: float | None = None, crop_rejected: bool = False) -> WindowCrops:
@@ -103,18 +112,37 @@ class WindowCropper:
         face = (face_crops_yuv(frames, track.boxes, self.face_px, self.margin)
                 if "face" in self.streams else None)
         m = self.mouth
-        mouth = (mouth_crops_yuv(frames, track.keypoints, m.height_px, m.width_px, m.scale,
-                                 m.shift_y)
-                 if "mouth" in self.streams else None)
-        return WindowCrops(track, face, mouth)
+        landmarks = (face_landmarks(frames[:valid], track.boxes[:valid],
+                                    every=self.landmark_every)
+                     if self.use_mesh else None)
+        if landmarks is not None and valid < size:  # padding repeats the last frame
+            landmarks = Landmarks(
+                np.concatenate([landmarks.points,
+                                np.repeat(landmarks.points[-1:], size - valid, axis=0)]),
+                np.concatenate([landmarks.presence,
+                                np.repeat(landmarks.presence[-1:], size - valid)]))
+        mouth = None
+        if "mouth" in self.streams and landmarks is not None and self.alignment == "landmarks":
+            points = smooth(landmarks.points, self.landmark_smooth)
+            mouth = warp_grey_yuv(frames, aligned_transforms(points, m), m.height_px,
+                                  m.width_px)
+        elif "mouth" in self.streams:
+            mouth = mouth_crops_yuv(frames, track.keypoints, m.height_px, m.width_px, m.scale,
+                                    m.shift_y)
+        return WindowCrops(track, face, mouth, landmarks)
 
-    def mouth_corners(self, track: FaceTrack) -> np.ndarray | None:
+    def mouth_corners(self, crops: WindowCrops) -> np.ndarray | None:
         """(T, 4, 2) corners, in source pixels, of the region each mouth crop is cut from.
 
         What ``lipflow track`` draws; None when the window has no face. Kept here, beside
-        the crops, so that the drawn region follows however the crops are placed.
+        the crops and with the same choice of path, so that the drawn region follows
+        however the crops are placed (landmark-aligned or from BlazeFace keypoints).
         """
+        track = crops.track
         if not track.detected.any():
             return None
         m = self.mouth
+        if crops.landmarks is not None and self.alignment == "landmarks":
+            points = smooth(crops.landmarks.points, self.landmark_smooth)
+            return window_rects(aligned_transforms(points, m), m.height_px, m.width_px)
         return mouth_rects(track.keypoints, m.height_px, m.width_px, m.scale, m.shift_y)

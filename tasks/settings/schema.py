@@ -197,6 +197,42 @@ class Preprocess(Section):
         "(112x112 lower face: a 136-px mean-face window, as VCA-GAN's crop)"))
     mouth_height_px: int = Field(96, ge=8, description="mouth crop height (`square` preset)")
     mouth_width_px: int = Field(96, ge=8, description="mouth crop width (`square` preset)")
+    mouth_alignment: Literal["landmarks", "keypoints"] = Field("landmarks", description=(
+        "what places the mouth crop: `landmarks` (FaceMesh's 468 points on every frame, "
+        "smoothed; eye corners and nose tip fitted to a mean face, the window fixed on the "
+        "clip's mean mouth centre, as auto_avsr) or `keypoints` (BlazeFace's 4 keypoints, "
+        "strided and interpolated). `benchmarks/mouth_jitter.py` on 49 GRID s1 clips: the "
+        "lip corners move 1.05x less inside the landmark crop; FaceMesh runs anyway for "
+        "`quality_signals`, so the alignment adds no cost (README)"))
+    landmark_smooth_frames: int = Field(5, ge=1, description=(
+        "moving-average window over the FaceMesh landmarks that place the crop"))
+    landmark_every_frames: int = Field(1, ge=1, description=(
+        "run FaceMesh on every k-th frame of a kept clip (and its last) and interpolate "
+        "between. The AV offset needs the lips on every frame: on 98 GRID s1 clips "
+        "(`benchmarks/av_offset.py --landmark-every K`) known shifts are recovered within "
+        "+-1 frame in 88.5 % of cases at k=1 and 85.1 % at k=2, which halves FaceMesh's "
+        "cost (k=3: under 70 %)"))
+    quality_signals: bool = Field(True, description=(
+        "run FaceMesh on kept clips for the manifest's `mouth_occluded_frac`, "
+        "`av_offset_frames` and `av_sync_confidence` even under `mouth_alignment: keypoints`"))
+    max_damaged_frames: int = Field(0, ge=0, description=(
+        "a clip with more flat mid-grey frames than this (what an MPEG decoder shows for a "
+        "missing reference frame: 11 of GRID s1's 1000 videos) is rejected as `corrupt "
+        "video stream`"))
+    max_decode_error_frames: int = Field(2, ge=0, description=(
+        "a clip with more frames than this that the decoder marked corrupt (concealed "
+        "errors) is rejected as `corrupt video stream`. Not 0: on GRID s1 one video has one "
+        "marked frame that looks whole; a damaged stream marks dozens. A truncated file's "
+        "partial last frame does not count"))
+    max_mouth_occluded_frac: float | None = Field(None, ge=0, le=1, description=(
+        "reject a clip whose `mouth_occluded_frac` is above this (`null`: report only)"))
+    max_duplicate_frame_frac: float | None = Field(None, ge=0, le=1, description=(
+        "reject a clip whose `duplicate_frame_frac` is above this (`null`: report only)"))
+    max_abs_av_offset_frames: int | None = Field(None, ge=0, description=(
+        "reject a clip whose |`av_offset_frames`| is above this while its "
+        "`av_sync_confidence` is at least `min_av_sync_confidence` (`null`: report only)"))
+    min_av_sync_confidence: float = Field(0.0, ge=0, description=(
+        "the AV offset counts for `max_abs_av_offset_frames` only at this confidence"))
     require_audio: bool = Field(True, description=(
         "a video without an audio stream is rejected (`true`), or prepared as a silent clip "
         "(`false`: frames and crops stored, `wav` all zeros with `valid_samples` 0, mel and "

@@ -1,0 +1,193 @@
+"""Per-clip quality signals: damage, repeated frames, mouth occlusion, audio-visual offset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lipflow.tasks.contracts.clip_manifest import CLIP_COLUMNS, write_clip_manifest
+from lipflow.tasks.faces.landmarks import NUM_POINTS, Landmarks
+from lipflow.tasks.media.yuv import YuvFrame
+from lipflow.tasks.prepare.quality import (
+    CORRUPT,
+    QUALITY_COLUMNS,
+    FrameFlags,
+    av_offset,
+    damaged_frames,
+    duplicate_frame_frac,
+    mouth_occluded,
+    quality_reason,
+)
+from lipflow.tasks.prepare.video import VideoSettings, order_rows, preprocess_video
+from lipflow.tasks.settings.schema import Preprocess
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "samples" / "grid" / "s1"
+
+
+def _yuv(y: np.ndarray) -> YuvFrame:
+    h, w = y.shape
+    return YuvFrame(y, np.full((h // 2, w // 2), 128, np.uint8),
+                    np.full((h // 2, w // 2), 128, np.uint8))
+
+
+def test_flat_grey_frames_are_damage_but_black_ones_are_fades():
+    rng = np.random.default_rng(0)
+    picture = _yuv(rng.integers(16, 235, (64, 64), dtype=np.uint8))
+    grey = _yuv(np.full((64, 64), 128, np.uint8))
+    black = _yuv(np.full((64, 64), 16, np.uint8))
+    assert damaged_frames([picture, grey, black, grey]) == 2
+
+
+def test_repeated_source_frames_count_but_resampler_repeats_do_not():
+    rng = np.random.default_rng(1)
+    a, b, c = (_yuv(rng.integers(16, 235, (32, 32), dtype=np.uint8)) for _ in range(3))
+    a_again = _yuv(a.y.copy())  # a new decoded frame with the same picture
+    assert duplicate_frame_frac([a, a_again, b, c]) == pytest.approx(1 / 3)
+    assert duplicate_frame_frac([a, a, b, b, c]) == 0.0  # the same object: the resampler's
+    assert duplicate_frame_frac([a]) == 0.0
+
+
+def _face(frames: int = 10) -> Landmarks:
+    """A plausible face: eyes at y 100, nose at 140, mouth 60 wide at y 170."""
+    p = np.zeros((frames, NUM_POINTS, 2))
+    p[:, [33, 133, 362, 263]] = [[80, 100], [110, 100], [146, 100], [176, 100]]
+    p[:, 1] = [128, 140]
+    p[:, 61], p[:, 291] = [98, 170], [158, 170]
+    p[:, 13], p[:, 14] = [128, 168], [128, 172]
+    return Landmarks(p, np.ones(frames))
+
+
+def test_mouth_occlusion_from_presence_and_implausible_shapes():
+    face = _face()
+    assert not mouth_occluded(face).any()
+    presence = face.presence.copy()
+    presence[:3] = 0.1  # a hand over the face: the model loses it
+    points = face.points.copy()
+    points[5, 291] = [300, 170]  # lips three times as wide as the face is tall
+    points[6, 13], points[6, 14] = [128, 180], [128, 165]  # inner lips crossed
+    flags = mouth_occluded(Landmarks(points, presence))
+    assert flags.tolist() == [True] * 3 + [False, False, True, True] + [False] * 3
+
+
+def test_av_offset_recovers_a_known_shift_and_says_none_for_flat_signals():
+    rng = np.random.default_rng(2)
+    aperture = np.convolve(rng.random(75), np.ones(3) / 3, mode="same")
+    for shift in (-7, 0, 4):
+        envelope = np.roll(aperture, shift) * 5 + rng.normal(0, 0.05, 75)
+        found = av_offset(aperture, envelope)
+        assert found is not None and found.frames == shift and found.confidence > 0.3
+    assert av_offset(np.zeros(75), aperture) is None
+    assert av_offset(aperture[:20], aperture[:20]) is None
+
+
+def test_thresholds_report_by_default_and_reject_when_set():
+    signals = {"mouth_occluded_frac": 0.4, "duplicate_frame_frac": 0.3,
+               "av_offset_frames": 6, "av_sync_confidence": 0.5}
+    assert quality_reason(signals, Preprocess()) is None
+    assert "mouth occluded in 0.40" in quality_reason(
+        signals, Preprocess(max_mouth_occluded_frac=0.2))
+    assert "repeated frames 0.30" in quality_reason(
+        signals, Preprocess(max_duplicate_frame_frac=0.1))
+    assert "offset +6 frames" in quality_reason(signals, Preprocess(max_abs_av_offset_frames=2))
+    assert quality_reason(signals, Preprocess(max_abs_av_offset_frames=2,
+                                              min_av_sync_confidence=0.8)) is None
+
+
+def _record(name: str) -> dict:
+    return {"corpus": "grid", "speaker": "s1", "utterance_id": Path(name).stem,
+            "language": "en", "video_path": name}
+
+
+def _prepare(folder: Path, name: str, tmp_path: Path, **pre) -> list[dict]:
+    settings = VideoSettings(fps=25.0, preprocess=pre, features={})
+    return preprocess_video(_record(name), folder, tmp_path, settings,
+                            save=lambda clip, arrays: clip)
+
+
+def test_sample_clips_get_quality_columns_in_a_valid_manifest(tmp_path):
+    rows = _prepare(SAMPLE, "bbaf2n.mpg", tmp_path) + _prepare(SAMPLE, "bbal6n.mpg", tmp_path)
+    assert all(r["kept"] for r in rows)
+    for row in rows:
+        assert set(QUALITY_COLUMNS) <= set(row)
+        assert row["mouth_occluded_frac"] == 0.0 and row["duplicate_frame_frac"] == 0.0
+        assert abs(row["av_offset_frames"]) <= 1 and row["av_sync_confidence"] > 0.1
+    rows = order_rows([{k: v for k, v in r.items() if k != "clip_path"} for r in rows])
+    write_clip_manifest(rows, tmp_path / "s1.parquet")
+    assert set(QUALITY_COLUMNS) <= set(CLIP_COLUMNS)
+
+
+def test_keypoint_path_without_signals_leaves_them_null(tmp_path):
+    row = _prepare(SAMPLE, "bbaf2n.mpg", tmp_path, mouth_alignment="keypoints",
+                   quality_signals=False)[0]
+    assert row["kept"] and row["mouth_occluded_frac"] is None and row["av_offset_frames"] is None
+    assert row["duplicate_frame_frac"] == 0.0  # needs no landmarks
+
+
+def test_damaged_grid_file_is_rejected_as_corrupt_video(tmp_path):
+    data = bytearray((SAMPLE / "bbaf2n.mpg").read_bytes())
+    rng = np.random.default_rng(0)
+    for offset in range(len(data) // 3, 2 * len(data) // 3, 4096):  # smear the middle
+        data[offset : offset + 64] = rng.integers(0, 256, 64, dtype=np.uint8).tobytes()
+    (tmp_path / "damaged.mpg").write_bytes(bytes(data))
+    rows = _prepare(tmp_path, "damaged.mpg", tmp_path)
+    assert len(rows) == 1 and not rows[0]["kept"]
+    assert rows[0]["reject_reason"].startswith(CORRUPT)
+    assert "frames with decode errors" in rows[0]["reject_reason"]
+    tolerant = _prepare(tmp_path, "damaged.mpg", tmp_path, max_decode_error_frames=75)
+    assert not (tolerant[0]["reject_reason"] or "").startswith(CORRUPT)
+
+
+def test_truncated_grid_file_keeps_what_decoded_whole(tmp_path):
+    # a cut download: its last decoded frame is partial (the decoder marks it corrupt),
+    # the frames before it are whole, so the clip is kept short, not called corrupt
+    data = (SAMPLE / "bbal6n.mpg").read_bytes()
+    (tmp_path / "cut.mpg").write_bytes(data[: len(data) // 2])
+    rows = _prepare(tmp_path, "cut.mpg", tmp_path)
+    assert len(rows) == 1 and rows[0]["kept"], rows[0]["reject_reason"]
+    assert 25 <= rows[0]["valid_frames"] < 75
+
+
+def test_frame_flags_exempt_only_the_last_decoded_frame_of_an_ended_stream():
+    class Frame:
+        def __init__(self, image: object, corrupt: bool) -> None:
+            self.image, self.corrupt = image, corrupt
+
+    a, b, c = object(), object(), object()
+    frames = [Frame(a, True), Frame(b, False), Frame(c, True), Frame(c, True)]
+    flags = FrameFlags(frames)
+    seen = iter(flags)
+    next(seen), next(seen), next(seen)
+    assert flags.count(0, 3) == 2  # stream not ended yet: every mark counts
+    list(seen)
+    assert flags.count(0, 4) == 1  # ended: the last image (shown twice) is the cut
+
+
+def test_grey_first_frame_is_rejected_as_corrupt_video(tmp_path):
+    # GRID's damaged MPEG streams start on a flat grey frame; make one from the sample
+    import av
+
+    out = tmp_path / "grey.mp4"
+    with av.open(str(SAMPLE / "bbaf2n.mpg")) as src, av.open(str(out), "w") as dst:
+        stream = dst.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 360, 288, "yuv420p"
+        stream.options = {"qscale": "2"}
+        audio = dst.add_stream("aac", rate=16000)
+        frames = [f.to_ndarray(format="yuv420p") for f in src.decode(video=0)]
+        frames[0][:288] = 128
+        frames[0][288:] = 128
+        for image in frames:
+            frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
+            for packet in stream.encode(frame):
+                dst.mux(packet)
+        for packet in stream.encode():
+            dst.mux(packet)
+        silence = av.AudioFrame.from_ndarray(np.zeros((1, 48000), np.int16), format="s16",
+                                             layout="mono")
+        silence.sample_rate = 16000
+        for packet in [*audio.encode(silence), *audio.encode()]:
+            dst.mux(packet)
+    rows = _prepare(tmp_path, "grey.mp4", tmp_path)
+    expected = f"{CORRUPT} (0 frames with decode errors, 1 flat grey, of 75)"
+    assert rows[0]["reject_reason"] == expected
