@@ -181,7 +181,7 @@ def prepare_speaker(job: SpeakerJob, revision: str, task_seconds: float,
             paths = _gather(futures, plan.videos, done_videos, label=job.label,
                             progress=progress,
                             keep=lambda b, data: save_result(
-                                data, result_path(job.store, b.key), work_dir))
+                                data, result_path(job.work_store, b.key), work_dir))
         encoding = store_encoding(job.settings.features)
         done.update({index: read_rows(path, encoding) for index, path in paths.items()})
         rows = [row for index in sorted(done) for row in done[index]]

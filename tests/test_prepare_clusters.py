@@ -88,3 +88,41 @@ def test_local_ray_cluster_gives_the_thread_runners_store(
     store = prepare_with(runner, sample_raw, tmp_path / "ray")
     assert not ray.is_initialized(), "the runner shuts down the Ray it started"
     assert same_store(store, thread_store)
+
+
+def test_dask_workers_without_the_drivers_disk_publish_an_s3_store(
+        sample_raw: Path, thread_store: Path, tmp_path: Path) -> None:
+    """The cluster case of the storage issue end to end: separate worker processes, each
+    with its own TMPDIR, and the store written to an S3 API (moto on loopback). The
+    published objects are the thread runner's local files byte for byte, plus the marker."""
+    from distributed import Client, LocalCluster
+    from prefect_dask import DaskTaskRunner
+
+    from lipflow.flows.shared_api import export_api_url
+    from lipflow.tasks.contracts.store_publish import MARKER
+    from tests.support.isolated_workers import IsolatedWorker, worker_tmpdir
+    from tests.support.s3 import aws_env, moto_s3
+    from tests.test_s3_stores import ISOLATED
+
+    export_api_url()
+    with moto_s3() as s3, aws_env({**s3.env, **ISOLATED}):
+        s3.make_bucket("clusters")
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            client.register_plugin(IsolatedWorker(str(tmp_path / "workers"),
+                                                  [str(tmp_path / "driver")]))
+            tmpdirs = client.run(worker_tmpdir)
+            assert len(set(tmpdirs.values())) == 2
+            store = prepare_with(DaskTaskRunner(address=cluster.scheduler_address), sample_raw,
+                                 "s3://clusters/features/grid")
+            assert all(not list(Path(d).iterdir()) for d in tmpdirs.values())
+        objects = s3.keys("clusters", "features/grid/")
+    assert store == "s3://clusters/features/grid/s1.zarr"
+    prefix = "features/grid/s1.zarr/"
+    published = {k.removeprefix(prefix): v for k, v in objects.items() if k.startswith(prefix)}
+    local = {p.relative_to(thread_store).as_posix(): p.read_bytes()
+             for p in thread_store.rglob("*") if p.is_file()}
+    assert MARKER in published
+    assert {k: v for k, v in published.items() if k != MARKER} == local
+    assert objects["features/grid/s1.parquet"] == thread_store.with_suffix(".parquet").read_bytes()
+    assert set(objects) == {prefix + k for k in published} | {"features/grid/s1.parquet"}
