@@ -41,7 +41,9 @@ def one_thread():
 
 def test_learning_check_rows_and_json(tmp_path: Path, one_thread) -> None:
     lc = _script()
-    store, _ = build_store(tmp_path, 6, face_px=32, mouth_hw=(20, 30))
+    # the tiny presets read the default crops: 96x96 faces (lip2wav), 96x96 mouths
+    # (avsync takes their central 60x96)
+    store, _ = build_store(tmp_path, 6, face_px=96, mouth_hw=(96, 96))
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
     params["features"]["mel"]["griffin_lim_iters"] = 4  # vocoding speed, not quality
     runs = lc.learning_check([store], seconds_per_model=1.0, test_clips=2, params=params,
