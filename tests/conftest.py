@@ -59,3 +59,16 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         from lipflow.tasks.common.prefect_server import stop_server
 
         stop_server(Path(os.environ["PREFECT_HOME"]))
+
+
+@pytest.fixture(autouse=True)
+def _api_url_stays_the_tests_own():
+    """Undo a ``PREFECT_API_URL`` that a test's flow exported for its workers
+    (``lipflow.flows.shared_api.export_api_url``): it names the API that was current then,
+    and a later test's ``lipflow`` subprocess must not inherit an address that may be gone."""
+    before = os.environ.get("PREFECT_API_URL")
+    yield
+    if before is None:
+        os.environ.pop("PREFECT_API_URL", None)
+    else:
+        os.environ["PREFECT_API_URL"] = before
