@@ -298,3 +298,49 @@ def test_precomputed_features_and_waveform() -> None:
 def test_bad_inputs_kind_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="features or pictures"):
         gabor.GaborConfig.from_dict({"inputs": "pixels"})
+
+
+def _step(module, model, batch, optimisers, epoch: int) -> None:
+    from lipflow.models.training_step import StepContext
+
+    ctx = StepContext(device=torch.device("cpu"), autocast_enabled=False,
+                      autocast_dtype=torch.float32,
+                      scaler=torch.amp.GradScaler("cpu", enabled=False), grad_clip=1.0,
+                      epoch=epoch, step=0, model_name="gabor")
+    module.train_step(model, batch, optimisers, ctx)
+
+
+@pytest.mark.parametrize("module", [gabor, gaborpic])
+def test_autoencoder_trains_alone_first_then_freezes(module) -> None:
+    """The original's two stages: epochs 1..ae_epochs move only the autoencoder, later
+    epochs only the lip network, on a bottleneck that no longer moves."""
+    from lipflow.models.training_step import default_optimisers
+
+    torch.manual_seed(0)
+    name = "gabor" if module is gabor else "gaborpic"
+    cfg = {**tiny_cfg(name), "ae_epochs": 2, "epochs": 4}
+    model = module.build(cfg).train()
+    optimisers = default_optimisers(model, {"lr": 1e-3, "weight_decay": 0.0})
+    batch = _batch()
+
+    def snapshot(part: torch.nn.Module) -> list[torch.Tensor]:
+        return [p.detach().clone() for p in part.parameters()]
+
+    def moved(before: list[torch.Tensor], part: torch.nn.Module) -> bool:
+        return any(not torch.equal(a, b) for a, b in zip(before, part.parameters(),
+                                                          strict=True))
+
+    for epoch, ae_moves in ((1, True), (2, True), (3, False), (4, False)):
+        lip, ae = snapshot(model.lip), snapshot(model.autoencoder)
+        ae_stats = model.autoencoder.encoder[1].running_mean.clone()
+        _step(module, model, batch, optimisers, epoch)
+        assert moved(ae, model.autoencoder) is ae_moves, epoch
+        assert moved(lip, model.lip) is not ae_moves, epoch
+        # frozen means its batch-norm statistics too: the targets are the same every step
+        assert torch.equal(ae_stats, model.autoencoder.encoder[1].running_mean) is not ae_moves
+    assert gabor.phase(gabor.GaborConfig(ae_epochs=0), 1) == "both"
+
+
+def test_autoencoder_epochs_must_leave_lip_epochs() -> None:
+    with pytest.raises(ConfigError, match="ae_epochs must be >= 0 and below epochs"):
+        gabor.build({**tiny_cfg("gabor"), "ae_epochs": 2, "epochs": 2})

@@ -19,6 +19,7 @@ from lipflow.models.nets.gabor import (  # noqa: F401  (the registry's hooks)
     predict,
     target,
     to_waveform,
+    train_step,
 )
 
 

@@ -498,6 +498,10 @@ class GaborSizes(Sizes):
         "autoencoder encoder widths before the 32-d bottleneck (the paper: 512, 128, 64)")
     lstm_layers: int | None = _optional(
         "LSTM blocks (the paper: 1 in GaborFea2Speech, 2 in GaborPic2Speech)")
+    ae_epochs: int | None = Field(None, ge=0, json_schema_extra=OPTIONAL, description=(
+        "first epochs that train the autoencoder alone; then it is frozen and the lip "
+        "network trains on its bottleneck (the paper: 150 autoencoder epochs before the "
+        "lip network's); `epochs` counts both phases; 0 = both together from the start"))
 
 
 class GaborPicSizes(GaborSizes):
@@ -691,15 +695,15 @@ class GaborTrain(ModelTrain, GaborSizes):
     """
 
     ae_weight: float = Field(1.0, ge=0, description=(
-        "weight of the autoencoder's own loss, trained in the same stage (the paper trained "
-        "it first, alone)"))
+        "weight of the autoencoder's loss in the validation loss, and in training when "
+        "`ae_epochs` is 0"))
     jpeg: bool = Field(True, description=(
         "Gabor pictures take the original's JPEG round trip (cv2.imwrite, quality 95)"))
     tiny: GaborSizes = Field(default_factory=lambda: GaborSizes(
-        epochs=2, batch_size=2, hidden=32, dense=64, ae_widths=[64, 32, 32]))
+        epochs=2, batch_size=2, hidden=32, dense=64, ae_widths=[64, 32, 32], ae_epochs=1))
     full: GaborSizes = Field(default_factory=lambda: GaborSizes(
-        epochs=30, batch_size=13, hidden=512, dense=2048, ae_widths=[512, 128, 64],
-        lstm_layers=1))
+        epochs=180, batch_size=13, hidden=512, dense=2048, ae_widths=[512, 128, 64],
+        lstm_layers=1, ae_epochs=150))
 
 
 class GaborPicTrain(ModelTrain, GaborPicSizes):
@@ -723,10 +727,10 @@ class GaborPicTrain(ModelTrain, GaborPicSizes):
     jpeg: bool = Field(True, description="as `train.gabor.jpeg`")
     tiny: GaborPicSizes = Field(default_factory=lambda: GaborPicSizes(
         epochs=2, batch_size=2, hidden=32, dense=64, ae_widths=[64, 32, 32],
-        picture_hw=[20, 40], conv_channels=4))
+        picture_hw=[20, 40], conv_channels=4, ae_epochs=1))
     full: GaborPicSizes = Field(default_factory=lambda: GaborPicSizes(
-        epochs=50, batch_size=13, hidden=512, dense=2048, ae_widths=[512, 128, 64],
-        lstm_layers=2, picture_hw=[40, 80], conv_channels=16))
+        epochs=200, batch_size=13, hidden=512, dense=2048, ae_widths=[512, 128, 64],
+        lstm_layers=2, picture_hw=[40, 80], conv_channels=16, ae_epochs=150))
 
 
 class VcaGanTrain(ModelTrain, VcaGanSizes):
