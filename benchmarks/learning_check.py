@@ -24,10 +24,13 @@ split is a ``seen`` split of the store's speakers (:mod:`lipflow.models.splits`)
 
 Baselines, on the same held-out clips and scored the same way:
 
-- speech models: the training set's mean spectrogram in the model's own representation
+- speech models, two baselines: the training set's mean frame (one spectrogram frame
+  repeated: "predicting the mean mel of the training set"), and the stricter
+  **position mean**: the training set's mean spectrogram in the model's own representation
   (the Lip2Wav mel, or :attr:`ModelSpec.target`'s), averaged per frame position over the
   training clips (GRID clips start and end in silence, so this beats a flat mean frame),
-  cut to each clip's valid frames and vocoded by the model's own ``to_waveform``. Scores:
+  cut to each clip's valid frames. Both are vocoded by the model's own ``to_waveform``.
+  Scores:
   L1 against the ground-truth spectrogram, 2-D correlation (``corr2``,
   :func:`lipflow.models.metrics.spectrogram_correlation`; a nets module exposing
   ``corr2(true, pred)`` is scored with that instead), STOI (pystoi) of the vocoded speech
@@ -38,10 +41,11 @@ Baselines, on the same held-out clips and scored the same way:
 With ``--ceiling`` the ground-truth spectrogram goes through the same vocoder and
 scorers too (Griffin-Lim's own loss: what STOI and WER a perfect prediction would get).
 
-Prints one table (model, budget, steps, metric, model, baseline, verdict, ceiling) and
-writes the figures as JSON (``--json``). The verdict is per metric: ``beats`` when the
-model is better than its baseline, else ``does not beat``; there is no tolerance, read
-the figures.
+Prints one table (model, budget, steps, metric, model, baseline (the position mean, or
+the random scorer), verdict, mean frame, its verdict, ceiling) and writes the figures as
+JSON (``--json``). A verdict is per metric and baseline: ``beats`` when the model is
+better, else ``does not beat``; there is no tolerance, read the figures. The ``ratio``
+lines are against the stricter baseline.
 """
 
 from __future__ import annotations
@@ -83,14 +87,25 @@ class Row:
     #: the same metric of the ground truth through the same vocoder (``--ceiling``; NaN
     #: when not measured, and for the sync model): the best a speech model can score
     ceiling_value: float = float("nan")
+    #: the speech models' weaker baseline, the training set's mean frame (NaN for sync)
+    mean_frame_value: float = float("nan")
+
+    def _better(self, other: float) -> bool:
+        if not (math.isfinite(self.model_value) and math.isfinite(other)):
+            return False
+        if HIGHER_IS_BETTER[self.metric]:
+            return self.model_value > other
+        return self.model_value < other
 
     @property
     def beats(self) -> bool:
-        if not (math.isfinite(self.model_value) and math.isfinite(self.baseline_value)):
-            return False
-        if HIGHER_IS_BETTER[self.metric]:
-            return self.model_value > self.baseline_value
-        return self.model_value < self.baseline_value
+        """Better than :attr:`baseline_value` (the position mean; the random scorer)."""
+        return self._better(self.baseline_value)
+
+    @property
+    def beats_mean_frame(self) -> bool:
+        """Better than the training set's mean frame (False where there is none)."""
+        return self._better(self.mean_frame_value)
 
     @property
     def verdict(self) -> str:
@@ -216,10 +231,11 @@ def train_for(model_name: str, cfg: Mapping[str, Any], loader, seconds: float,
 # --------------------------------------------------------------------------- baselines
 
 
-def mean_spectrogram(spec_, loader, device: torch.device, max_clips: int = 400) -> np.ndarray:
+def mean_spectrogram(spec_, loader, device: torch.device,
+                     max_clips: int = 400) -> tuple[np.ndarray, np.ndarray]:
     """The training clips' spectrogram in the prediction's representation, averaged per
     frame position over at most ``max_clips`` clips (valid frames only; a position no clip
-    reaches gets the mean frame)."""
+    reaches gets the mean frame), and that mean frame."""
     from lipflow.models.speech import valid_rows
 
     total: np.ndarray | None = None
@@ -241,7 +257,7 @@ def mean_spectrogram(spec_, loader, device: torch.device, max_clips: int = 400) 
         raise LipflowError("the training part yielded no clips for the mean spectrogram")
     mean_frame = total.sum(0) / count.sum()
     out = np.where(count[:, None] > 0, total / np.maximum(count, 1)[:, None], mean_frame)
-    return out.astype(np.float32)
+    return out.astype(np.float32), mean_frame.astype(np.float32)
 
 
 def _truth(spec_, batch: Mapping[str, Any], device: torch.device) -> np.ndarray:
@@ -272,17 +288,17 @@ def _transcript(dataset, batch: Mapping[str, Any], i: int) -> str:
 
 
 def score_speech(spec_, model, dataset, loader, mean_spec: np.ndarray,
-                 mel_params: Mapping[str, Any], device: torch.device,
+                 mean_frame: np.ndarray, mel_params: Mapping[str, Any], device: torch.device,
                  rate: int = 16000, ceiling: bool = False) -> dict[str, dict[str, Any]]:
-    """Per-metric ``{"model": value, "baseline": value, "clips": n}`` on the test clips
-    (and ``"ceiling"``: the ground-truth spectrogram through the same vocoder, when
-    ``ceiling``)."""
+    """Per-metric ``{"model": value, "baseline": value, "mean_frame": value, "clips": n}``
+    on the test clips (and ``"ceiling"``: the ground-truth spectrogram through the same
+    vocoder, when ``ceiling``)."""
     from lipflow.models import asr, metrics
     from lipflow.models.runtime import to_device
     from lipflow.models.speech import valid_rows, valid_samples
 
     l1 = "mel_l1" if spec_.target is None else "spec_l1"  # the model's own representation
-    kinds = ("model", "baseline", "ceiling") if ceiling else ("model", "baseline")
+    kinds = ("model", "baseline", "mean_frame") + (("ceiling",) if ceiling else ())
     per: dict[str, dict[str, list[float]]] = {k: {kind: [] for kind in kinds}
                                               for k in (l1, "corr2", "stoi")}
     refs: list[str] = []
@@ -302,7 +318,8 @@ def score_speech(spec_, model, dataset, loader, mean_spec: np.ndarray,
             text = _transcript(dataset, batch, i)
             if text:
                 refs.append(text)
-            pairs = [("model", pred[i, :m]), ("baseline", base)]
+            pairs = [("model", pred[i, :m]), ("baseline", base),
+                     ("mean_frame", np.repeat(mean_frame[None], m, 0))]
             pairs += [("ceiling", true[i, :m])] if ceiling else []
             for kind, spectrogram in pairs:
                 per[l1][kind].append(float(np.mean(np.abs(true[i, :m] - spectrogram))))
@@ -414,19 +431,23 @@ def check_model(model_name: str, stores: Sequence[Path], params: Mapping[str, An
         mel_params = section(params, "features.mel")
         mean_loader = _loader(_dataset(stores, model_name, "train", split, seed),
                               "test", batch, seed)  # whole clips, in order
-        mean_spec = mean_spectrogram(spec_, mean_loader, device)
-        scores = score_speech(spec_, model, probe, test_loader, mean_spec, mel_params, device,
+        mean_spec, mean_frame = mean_spectrogram(spec_, mean_loader, device)
+        scores = score_speech(spec_, model, probe, test_loader, mean_spec, mean_frame,
+                              mel_params, device,
                               int(mel_params.get("sample_rate_hz", 16000)), ceiling)
-        baseline = "training-set mean spectrogram"
+        baseline = "training-set mean spectrogram by frame position"
     else:
         scores = score_sync(spec_, model, test_loader, device, seed)
         baseline = "random scorer"
     for metric, figures in scores.items():
         run.rows.append(Row(model_name, seconds, run.steps, metric, float(figures["model"]),
                             float(figures["baseline"]), baseline, int(figures["clips"]),
-                            float(figures.get("ceiling", float("nan")))))
+                            float(figures.get("ceiling", float("nan"))),
+                            float(figures.get("mean_frame", float("nan")))))
     run.examples = scores.get("wer", {}).get("examples", [])
     log("; ".join(f"{r.metric} {r.model_value:.4f} vs {r.baseline_value:.4f} ({r.verdict})"
+                  + (f", mean frame {r.mean_frame_value:.4f}"
+                     if math.isfinite(r.mean_frame_value) else "")
                   for r in run.rows))
     return run
 
@@ -467,14 +488,17 @@ def learning_check(stores: Sequence[Path], models: Sequence[str] | None = None,
 def format_table(runs: Sequence[ModelRun]) -> str:
     """One fixed-width table of every row."""
     head = ("model", "budget", "steps", "metric", "model value", "baseline", "verdict",
-            "ceiling")
+            "mean frame", "verdict", "ceiling")
     lines = [head]
     for run in runs:
         for row in run.rows:
             ceiling = (f"{row.ceiling_value:.4f}" if math.isfinite(row.ceiling_value) else "-")
+            flat = math.isfinite(row.mean_frame_value)
             lines.append((row.model, f"{row.budget_s / 60:.1f} min", str(row.steps), row.metric,
                           f"{row.model_value:.4f}", f"{row.baseline_value:.4f}", row.verdict,
-                          ceiling))
+                          f"{row.mean_frame_value:.4f}" if flat else "-",
+                          ("beats" if row.beats_mean_frame else "does not beat") if flat
+                          else "-", ceiling))
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True))
                      for line in lines)
@@ -500,7 +524,8 @@ def to_json(runs: Sequence[ModelRun], meta: Mapping[str, Any]) -> dict[str, Any]
     out: dict[str, Any] = {**meta, "models": {}}
     for run in runs:
         data = asdict(run)
-        data["rows"] = [{**asdict(r), "verdict": r.verdict, "beats": r.beats} for r in run.rows]
+        data["rows"] = [{**asdict(r), "verdict": r.verdict, "beats": r.beats,
+                         "beats_mean_frame": r.beats_mean_frame} for r in run.rows]
         out["models"][run.model] = data
     from lipflow.models.outputs import json_safe
 

@@ -62,9 +62,12 @@ def test_learning_check_rows_and_json(tmp_path: Path, one_thread) -> None:
             assert row.verdict in ("beats", "does not beat")
             assert row.clips > 0
             assert math.isfinite(row.ceiling_value) == (kind == "speech"), row
+            # the speech models' second baseline, the training set's mean frame
+            assert math.isfinite(row.mean_frame_value) == (kind == "speech"), row
     table = lc.format_table(runs).splitlines()
     assert table[0].split()[:4] == ["model", "budget", "steps", "metric"]
-    assert table[0].split()[-2:] == ["verdict", "ceiling"]
+    assert lc.format_table(runs).splitlines()[0].split()[-5:] == [
+        "verdict", "mean", "frame", "verdict", "ceiling"]
     assert len(table) == 1 + sum(len(r.rows) for r in runs)
     ratios = lc.ratio_lines(runs)
     assert ratios and all(line.startswith("ratio ") and "goal" in line for line in ratios)
@@ -72,6 +75,7 @@ def test_learning_check_rows_and_json(tmp_path: Path, one_thread) -> None:
     out = json.loads(json.dumps(data, allow_nan=False))  # NaN written as null
     assert set(out["models"]) == set(MODELS)
     assert out["models"]["avsync"]["rows"][0]["metric"] == "eer"
+    assert out["models"]["lip2wav"]["rows"][0]["beats_mean_frame"] in (True, False)
 
 
 def test_learning_check_cli_rejects_bad_manifest(tmp_path: Path, capsys) -> None:
