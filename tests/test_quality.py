@@ -65,10 +65,26 @@ def test_mouth_occlusion_from_presence_and_implausible_shapes():
     presence = face.presence.copy()
     presence[:3] = 0.1  # a hand over the face: the model loses it
     points = face.points.copy()
-    points[5, 291] = [300, 170]  # lips three times as wide as the face is tall
+    points[5, 291] = [300, 170]  # lips twice as wide as the eye span
     points[6, 13], points[6, 14] = [128, 180], [128, 165]  # inner lips crossed
     flags = mouth_occluded(Landmarks(points, presence))
     assert flags.tolist() == [True] * 3 + [False, False, True, True] + [False] * 3
+
+
+def test_turned_or_tilted_heads_are_not_occlusion_but_a_collapsed_mouth_is():
+    """A head turned to profile foreshortens the lips and the eye span alike (LRS3 profile
+    frames were flagged when lips were measured against the eye-to-mouth height); a head
+    tilted down shortens that height alone."""
+    face = _face(3)
+    turned = face.points.copy()
+    turned[..., 0] = 128 + (turned[..., 0] - 128) * np.cos(np.radians(70))
+    tilted = face.points.copy()
+    tilted[..., 1] = 140 + (tilted[..., 1] - 140) * 0.5
+    narrow = face.points.copy()
+    narrow[:, 61], narrow[:, 291] = [120, 170], [136, 170]  # lips a sixth of the eye span
+    assert not mouth_occluded(Landmarks(turned, face.presence)).any()
+    assert not mouth_occluded(Landmarks(tilted, face.presence)).any()
+    assert mouth_occluded(Landmarks(narrow, face.presence)).all()
 
 
 def test_av_offset_recovers_a_known_shift_and_says_none_for_flat_signals():
