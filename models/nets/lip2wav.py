@@ -138,6 +138,8 @@ class Lip2WavConfig:
     lr_final: float = 1e-5
     adam_eps: float = 1e-6
     reg_weight: float = 1e-7
+    guided_attention: float = 0.0  # opt-in diagonal attention loss weight (not the original's)
+    guided_attention_sigma: float = 0.2
     seed: int = 0
 
     @classmethod
@@ -637,6 +639,12 @@ def loss_terms(model: Lip2Wav, batch: dict[str, torch.Tensor], teacher_forcing: 
         terms["mse_after"] = masked_mse(out.after, target, mask)
     reg = sum(p.square().sum() for p in regularised(model)) / 2
     terms["l2"] = model.cfg.reg_weight * reg
+    if model.cfg.guided_attention > 0 and out.alignments.shape[1] > 0:
+        lengths = (batch["valid_frames"].to(target.device).long()
+                   if "valid_frames" in batch else None)
+        terms["guided_attention"] = model.cfg.guided_attention * guided_attention_loss(
+            out.alignments, mask[..., 0].sum(1), lengths, model.cfg.r,
+            model.cfg.guided_attention_sigma)
     if out.stop_logits is not None:
         # 1 from the last valid frame on, as Tacotron's <stop> targets
         valid = mask[..., 0].sum(1, keepdim=True)
@@ -645,6 +653,32 @@ def loss_terms(model: Lip2Wav, batch: dict[str, torch.Tensor], teacher_forcing: 
         terms["stop"] = F.binary_cross_entropy_with_logits(out.stop_logits, stop_target)
     terms["loss"] = sum(terms.values())
     return terms
+
+
+def guided_attention_loss(alignments: torch.Tensor, mel_valid: torch.Tensor,
+                          lengths: torch.Tensor | None, r: int, sigma: float) -> torch.Tensor:
+    """Tachibana et al. (2017)'s guided attention: ``sum_t A[n, t] * W[n, t]`` averaged
+    over each clip's valid decoder steps ``n < N`` (``N = ceil(valid mel frames / r)``),
+    with ``W = 1 - exp(-(n / N - t / T)^2 / (2 sigma^2))`` over its ``T`` valid encoder
+    frames: the attention mass off the diagonal, in [0, 1] whatever the lengths.
+
+    Why: lip video and speech are monotonic and nearly linear in time, so a near-diagonal
+    alignment is known in advance; penalising attention far from it lets a small model
+    align in hundreds of steps instead of the tens of thousands the plain attention needs
+    (an opt-in aid for CPU budgets, ``train.lip2wav.guided_attention``; the original has
+    no such term).
+    """
+    b, steps, t = alignments.shape
+    n_valid = (mel_valid.to(alignments.device).float() / r).ceil().clamp_min(1).view(b, 1, 1)
+    t_valid = (lengths.float() if lengths is not None
+               else alignments.new_full((b,), float(t))).clamp_min(1).view(b, 1, 1)
+    n = torch.arange(steps, device=alignments.device).float().view(1, steps, 1)
+    k = torch.arange(t, device=alignments.device).float().view(1, 1, t)
+    weight = 1.0 - torch.exp(-((n + 0.5) / n_valid - (k + 0.5) / t_valid).square()
+                             / (2 * sigma**2))
+    valid = ((n < n_valid) & (k < t_valid)).to(alignments.dtype)
+    rows = (n < n_valid).to(alignments.dtype).sum() * 1.0
+    return (alignments * weight * valid).sum() / rows.clamp_min(1.0)
 
 
 @torch.no_grad()
