@@ -252,8 +252,25 @@ def test_tiny_preset_leaves_full_teacher_forcing_within_a_cpu_budget() -> None:
     tiny = lip2wav.Lip2WavConfig.from_dict(model_config(train, "lip2wav", size="tiny"))
     full = lip2wav.Lip2WavConfig.from_dict(model_config(train, "lip2wav", size="full"))
     assert lip2wav.teacher_forcing_ratio(1000, tiny) < 0.5
-    assert (full.tf_start_decay, full.tf_decay_steps, full.guided_attention) == (29000, 130000,
-                                                                                  0.0)
+    assert (full.tf_start_decay, full.tf_decay_steps, full.guided_attention,
+            full.bn_momentum) == (29000, 130000, 0.0, 0.01)
+
+
+def test_batch_norm_momentum_is_the_originals_unless_set() -> None:
+    """Published: TF's decay 0.99 (momentum 0.01) in every batch norm; ``bn_momentum``
+    sets all of them (tiny 0.1, so a short run's running statistics follow its weights)."""
+    def momenta(model: lip2wav.Lip2Wav) -> set[float]:
+        return {m.momentum for m in model.modules()
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
+
+    assert momenta(lip2wav.Lip2Wav(lip2wav.Lip2WavConfig.from_dict({}))) == {0.01}
+    tiny = lip2wav.build(tiny_cfg("lip2wav"))
+    assert momenta(tiny) == {0.1}
+    assert momenta(lip2wav.build(tiny_cfg("lip2wav", bn_momentum=0.3))) == {0.3}
+    # every batch norm of the encoder and the postnet
+    assert len([m for m in tiny.modules()
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]) == (
+        len(tiny.encoder.convs) + len(tiny.decoder.postnet.bns))
 
 
 # --------------------------------------------------------------------------- schedules
