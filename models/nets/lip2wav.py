@@ -42,6 +42,14 @@ to norm 1; loss = MSE before + MSE after the postnet + L1 before the postnet + 1
 of the non-RNN, non-bias, non-projection weights (``tacotron.py``'s ``add_loss``). The
 global step lives in the model (a buffer), so a resumed run continues the schedules.
 
+CPU-budget aids (the ``tiny`` preset's, none of them the original's; ``full`` keeps the
+published model): forcing decays from step 0 over 1000 steps (ratio 1 until 29k is never
+left in CPU minutes, and a decoder only ever fed true frames cannot free-run); a diagonal
+guided-attention loss (Tachibana et al. 2017, ``guided_attention``; without it the tiny
+attention stayed uniform, max weight 1/T, after ~700 steps on GRID s1); batch-norm
+momentum 0.1 instead of 0.01 (``bn_momentum``: 0.01's running statistics lag a short
+run's weights, and the encoder in eval mode gave features the decoder never saw).
+
 ``decoder: nonautoregressive`` keeps lipflow's faster option: encoder features upsampled
 in time to the ``M`` mel frames, 1-D convolutions, a BiLSTM and a linear layer, one
 parallel pass (no postnet, no teacher forcing).
