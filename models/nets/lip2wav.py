@@ -42,13 +42,14 @@ to norm 1; loss = MSE before + MSE after the postnet + L1 before the postnet + 1
 of the non-RNN, non-bias, non-projection weights (``tacotron.py``'s ``add_loss``). The
 global step lives in the model (a buffer), so a resumed run continues the schedules.
 
-CPU-budget aids (the ``tiny`` preset's, none of them the original's; ``full`` keeps the
-published model): forcing decays from step 0 over 1000 steps (ratio 1 until 29k is never
-left in CPU minutes, and a decoder only ever fed true frames cannot free-run); a diagonal
-guided-attention loss (Tachibana et al. 2017, ``guided_attention``; without it the tiny
-attention stayed uniform, max weight 1/T, after ~700 steps on GRID s1); batch-norm
-momentum 0.1 instead of 0.01 (``bn_momentum``: 0.01's running statistics lag a short
-run's weights, and the encoder in eval mode gave features the decoder never saw).
+CPU-budget aids (none of them the original's; ``full`` keeps the published model): the
+``tiny`` preset decays forcing from step 0 over 800 steps (ratio 1 until 29k is never left
+in CPU minutes, and a decoder only ever fed true frames cannot free-run). Opt-in: a
+diagonal guided-attention loss (Tachibana et al. 2017, ``guided_attention``; without it
+the tiny attention stayed uniform, max weight 1/T, after ~700 steps on GRID s1, with
+weight 1 it was diagonal after ~900) and the batch-norm momentum (``bn_momentum``). On
+GRID s1 in 3-5 CPU minutes the tiny attention model still does not beat the mean mel:
+its encoder in eval mode gives the decoder features far from the train-mode ones.
 
 ``decoder: nonautoregressive`` keeps lipflow's faster option: encoder features upsampled
 in time to the ``M`` mel frames, 1-D convolutions, a BiLSTM and a linear layer, one
@@ -149,11 +150,10 @@ class Lip2WavConfig:
     reg_weight: float = 1e-7
     guided_attention: float = 0.0  # opt-in diagonal attention loss weight (not the original's)
     guided_attention_sigma: float = 0.2
-    # batch-norm running-statistics momentum (the original's 0.01). Why a knob: the
-    # running statistics average the last ~1/momentum steps, and in a CPU-minutes run the
-    # weights still change fast, so with 0.01 they lag the weights and the encoder in eval
-    # mode gives features the decoder never saw (measured on GRID s1 after 674 steps:
-    # free-running mel L1 1.10 with the encoder in eval mode, 0.65 in train mode)
+    # batch-norm running-statistics momentum (the original's 0.01). A knob because in a
+    # CPU-minutes run the encoder in eval mode is far off its train mode (GRID s1, 674
+    # steps: free-running mel L1 1.10 with the encoder in eval mode, 0.65 in train mode);
+    # 0.1 alone did not close that gap in a 5-CPU-minute run
     bn_momentum: float = BN_MOMENTUM
     seed: int = 0
 
