@@ -180,7 +180,7 @@ def test_loss_ignores_padded_frames() -> None:
 
 def test_loss_is_the_originals_sum_of_terms() -> None:
     torch.manual_seed(0)
-    model = lip2wav.build(tiny_cfg("lip2wav", stop_token=True)).train()
+    model = lip2wav.build(tiny_cfg("lip2wav", stop_token=True, guided_attention=0.0)).train()
     terms = lip2wav.loss_terms(model, _batch())
     assert set(terms) == {"mse_before", "mse_after", "l1_before", "l2", "stop", "loss"}
     parts = sum(v for k, v in terms.items() if k != "loss")
@@ -196,6 +196,81 @@ def test_loss_is_the_originals_sum_of_terms() -> None:
     assert id(dec.attention.memory.weight) in covered
     assert id(model.encoder.convs[0].conv.weight) in covered
     assert id(model.encoder.convs[0].conv.bias) not in covered
+
+
+def _band(steps: int, t: int, n_valid: int, t_valid: int, shift: float = 0.0) -> torch.Tensor:
+    """One-hot alignments (1, steps, t) following the diagonal of the valid region, moved
+    by ``shift`` of the clip."""
+    a = torch.zeros(1, steps, t)
+    for n in range(n_valid):
+        k = int(((n + 0.5) / n_valid + shift) * t_valid) % t_valid
+        a[0, n, k] = 1.0
+    return a
+
+
+def test_guided_attention_loss_penalises_off_diagonal_mass_of_valid_steps() -> None:
+    loss = lip2wav.guided_attention_loss
+    mel_valid, lengths = torch.tensor([60]), torch.tensor([30])
+    diagonal = _band(14, 40, 12, 30)  # r 5: 12 valid steps; 30 of 40 frames valid
+    off = _band(14, 40, 12, 30, shift=0.5)
+    on_loss = loss(diagonal, mel_valid, lengths, 5, 0.2)
+    off_loss = loss(off, mel_valid, lengths, 5, 0.2)
+    assert float(on_loss) < 0.01 and float(off_loss) > 0.8
+    # mass on padded steps or padded frames costs nothing
+    padded = diagonal.clone()
+    padded[0, 12:, 0] = 1.0
+    padded[0, :12, 35] = 1.0
+    torch.testing.assert_close(loss(padded, mel_valid, lengths, 5, 0.2), on_loss)
+    # a diagonal over the whole padded clip is off the valid region's diagonal
+    assert float(loss(_band(14, 40, 12, 40), mel_valid, lengths, 5, 0.2)) > 0.05
+
+
+def test_guided_attention_is_an_opt_in_loss_term() -> None:
+    torch.manual_seed(0)
+    batch = _batch()
+    plain = lip2wav.build(tiny_cfg("lip2wav", guided_attention=0.0)).train()
+    assert "guided_attention" not in lip2wav.loss_terms(plain, batch)
+    torch.manual_seed(0)
+    guided = lip2wav.build(tiny_cfg("lip2wav", guided_attention=2.0)).train()
+    terms = lip2wav.loss_terms(guided, batch)
+    assert 0.0 < float(terms["guided_attention"].detach()) <= 2.0
+    torch.testing.assert_close(terms["loss"], sum(v for k, v in terms.items() if k != "loss"))
+    terms["loss"].backward()  # it trains the attention
+    assert guided.decoder.attention.query.weight.grad.abs().sum() > 0
+    # the published model has no such term
+    assert lip2wav.Lip2WavConfig.from_dict({}).guided_attention == 0.0
+
+
+def test_tiny_preset_leaves_full_teacher_forcing_within_a_cpu_budget() -> None:
+    """Regression: tiny kept the published ratio 1 until step 29k, which a CPU-minutes run
+    (about 1-3k steps) never leaves, so the decoder never learnt to read its own frames and
+    free-running inference was worse than the mean mel. ``full`` keeps the published one."""
+    from lipflow.models.registry import model_config
+    from lipflow.tasks.settings.project import load_params
+
+    train = load_params()["train"]
+    tiny = lip2wav.Lip2WavConfig.from_dict(model_config(train, "lip2wav", size="tiny"))
+    full = lip2wav.Lip2WavConfig.from_dict(model_config(train, "lip2wav", size="full"))
+    assert lip2wav.teacher_forcing_ratio(1000, tiny) < 0.5
+    assert (full.tf_start_decay, full.tf_decay_steps, full.guided_attention,
+            full.bn_momentum) == (29000, 130000, 0.0, 0.01)
+
+
+def test_batch_norm_momentum_is_the_originals_unless_set() -> None:
+    """Published: TF's decay 0.99 (momentum 0.01) in every batch norm; ``bn_momentum``
+    sets all of them (an opt-in for short runs)."""
+    def momenta(model: lip2wav.Lip2Wav) -> set[float]:
+        return {m.momentum for m in model.modules()
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
+
+    assert momenta(lip2wav.Lip2Wav(lip2wav.Lip2WavConfig.from_dict({}))) == {0.01}
+    tiny = lip2wav.build(tiny_cfg("lip2wav"))
+    assert momenta(tiny) == {0.01}
+    assert momenta(lip2wav.build(tiny_cfg("lip2wav", bn_momentum=0.3))) == {0.3}
+    # every batch norm of the encoder and the postnet
+    assert len([m for m in tiny.modules()
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]) == (
+        len(tiny.encoder.convs) + len(tiny.decoder.postnet.bns))
 
 
 # --------------------------------------------------------------------------- schedules
