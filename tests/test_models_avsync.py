@@ -220,6 +220,12 @@ def test_tiny_reads_the_centre_of_either_crop_preset() -> None:
         model.embed_mouth(torch.zeros(1, 8, 48, 96, dtype=torch.uint8))
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "open (avlearn): on this synthetic clip the published loss only reaches the constant-"
+    "distance optimum (loss ~1111 = min_d (d^2 + 2 (100 - d)^2) / 6 with 1 genuine to 2 "
+    "impostors): genuine and impostor distances stay equal (it passed at bn_decay 0.999 by "
+    "0.03 of 13, moving statistics at init; at 0.9 and 60 steps genuine is farther). "
+    "Learning is shown on real GRID s1 by benchmarks/learning_check.py instead"))
 def test_tiny_overfits_aligned_against_shifted_windows() -> None:
     """The tiny preset with the original's optimiser, margin and online selection: the loss
     falls on a synthetic talking clip and genuine pairs end up closer than impostors."""
@@ -296,3 +302,34 @@ def test_a_preset_picked_per_model_wins_over_train_size() -> None:
     cfg = model_config(train, "avsync")
     assert (cfg["size"], cfg["window_frames"], cfg["mfec_frames"]) == ("grid", 8, 16)
     assert model_config(train, "lip2wav")["size"] == train["size"]
+
+
+def test_tiny_batch_norm_statistics_settle_within_a_short_run() -> None:
+    """Scoring and pair selection run in eval mode, on the moving statistics. At slim's
+    decay 0.999 a few-minute run (~1000 steps) leaves them a third at their initial values
+    (mean 0, var 1), which put held-out EER at chance on GRID s1; the tiny preset decays at
+    0.9, the published presets keep 0.999."""
+    assert preset("full")["bn_decay"] == preset("grid")["bn_decay"] == 0.999
+    assert preset("tiny")["bn_decay"] == 0.9
+    assert preset("tiny")["batch_size"] == 16  # 4 clips a step: noisy statistics, no learning
+
+    def settled(decay: float) -> float:
+        torch.manual_seed(0)
+        model = avsync.build(preset("tiny", bn_decay=decay)).train()
+        norm = model.speech.conv1[1].norm
+        assert norm.momentum == pytest.approx(1.0 - decay)
+        x = torch.randn(8, 3, 16, 40, 1) * 5.0 + 20.0
+        with torch.no_grad():
+            batch_mean = conv1_mean(model, x)
+            for _ in range(60):
+                model.speech(x)
+        return float((norm.running_mean - batch_mean).abs().max()
+                     / batch_mean.abs().max())
+
+    assert settled(0.9) < 0.01  # 0.9 ** 60 = 0.002 of the initial value left
+    assert settled(0.999) > 0.9  # 0.999 ** 60 = 0.94
+
+
+def conv1_mean(model: avsync.AVSync, x: torch.Tensor) -> torch.Tensor:
+    """Per-channel mean of the speech net's first conv output (what conv1's batch norm sees)."""
+    return model.speech.conv1[0](x).mean(dim=(0, 2, 3, 4))
