@@ -220,17 +220,15 @@ def test_tiny_reads_the_centre_of_either_crop_preset() -> None:
         model.embed_mouth(torch.zeros(1, 8, 48, 96, dtype=torch.uint8))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open (avlearn): on this synthetic clip the published loss only reaches the constant-"
-    "distance optimum (loss ~1111 = min_d (d^2 + 2 (100 - d)^2) / 6 with 1 genuine to 2 "
-    "impostors): genuine and impostor distances stay equal (it passed at bn_decay 0.999 by "
-    "0.03 of 13, moving statistics at init; at 0.9 and 60 steps genuine is farther). "
-    "Learning is shown on real GRID s1 by benchmarks/learning_check.py instead"))
-def test_tiny_overfits_aligned_against_shifted_windows() -> None:
-    """The tiny preset with the original's optimiser, margin and online selection: the loss
-    falls on a synthetic talking clip and genuine pairs end up closer than impostors."""
+def test_tiny_learns_aligned_against_shifted_windows() -> None:
+    """The tiny net, the contrastive loss and the online pair selection learn a synthetic
+    talking clip: the loss falls and genuine pairs end up closer than impostors. Margin 1
+    and Adam 1e-3 (eps 1e-8): at the published margin 100, lr 0.01, eps 1 this clip sits
+    at the equal-distance optimum (loss ~1111 = min_d (d^2 + 2 (100 - d)^2) / 6 for one
+    genuine to two impostors) for far more steps than a unit test takes; learning at the
+    published settings is shown on real GRID s1 by ``benchmarks/learning_check.py``."""
     torch.manual_seed(0)
-    cfg = tiny_cfg("avsync", min_shift_frames=3)
+    cfg = tiny_cfg("avsync", min_shift_frames=3, margin=1.0, lr=1e-3, adam_eps=1e-8)
     model = avsync.build(cfg)
     (optimiser,) = avsync.optimisers(model, cfg).values()
     g = torch.Generator().manual_seed(1)
@@ -240,16 +238,16 @@ def test_tiny_overfits_aligned_against_shifted_windows() -> None:
     batch = {"video": video, "mfec": mfec, "valid_frames": torch.tensor([40] * 4)}
     losses = []
     model.train()
-    for _ in range(30):
+    for _ in range(60):
         value = avsync.loss(model, batch)
         optimiser.zero_grad()
         value.backward()
         optimiser.step()
         losses.append(float(value.detach()))
-    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+    assert np.mean(losses[-5:]) < 0.25 * np.mean(losses[:5]), losses
     model.eval()
     scores, labels = avsync.predict(model, batch)
-    assert scores[labels == 1].mean() > scores[labels == 0].mean()
+    assert scores[labels == 1].mean() > scores[labels == 0].mean() + 0.3
 
 
 def test_sync_offsets_finds_a_known_shift(monkeypatch: pytest.MonkeyPatch) -> None:
