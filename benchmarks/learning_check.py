@@ -218,6 +218,7 @@ def train_for(model_name: str, cfg: Mapping[str, Any], loader, seconds: float,
         else:
             for scheduler in schedulers.values():
                 scheduler.step()
+    spec_.recalibrate(model, loader, device)  # as the trainer does after each epoch
     model.eval()
     head = losses[: max(1, min(20, len(losses) // 10))]
     tail = losses[-max(1, min(20, len(losses) // 10)):]

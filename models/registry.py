@@ -97,6 +97,13 @@ class ModelSpec:
         return partial(single_loss_step, loss_fn=self.loss)
 
     @property
+    def recalibrate(self) -> Callable[[Any, Any, Any], None]:
+        """``recalibrate(model, train_batches, device)``: called after each epoch's training
+        pass, before validation and checkpoints (and by the learning check after training),
+        e.g. Lip2Wav's precise batch norm (default: nothing)."""
+        return getattr(self.module, "recalibrate", _no_recalibration)
+
+    @property
     def to_waveform(self) -> Callable[[Any, Mapping[str, Any]], Any]:
         """``to_waveform(spectrogram, mel_params) -> waveform`` of one :attr:`predict` row
         (time-major numpy; speech models only; default: Griffin-Lim of a Lip2Wav mel,
@@ -115,6 +122,10 @@ class ModelSpec:
         Lip2Wav mel (VCA-GAN: its linear spectrogram, made from the stored wav); ``None``
         when the prediction is that mel (``batch["mel"]`` is its truth)."""
         return getattr(self.module, "target", None)
+
+
+def _no_recalibration(model: Any, batches: Any, device: Any) -> None:
+    """The default :attr:`ModelSpec.recalibrate`: the weights and buffers as trained."""
 
 
 def _no_schedulers(optimisers: Mapping[str, Any], cfg: Mapping[str, Any]) -> dict[str, Any]:

@@ -266,6 +266,8 @@ def train(
             raise TrainingError(f"the training data for {model_name} yielded no batches")
         for scheduler in schedulers.values():
             scheduler.step()
+        # before validation and last.pt, so a resumed run sees the same buffers
+        spec_.recalibrate(model, train_loader, device)
         ctx = StepContext(device=device, autocast_enabled=amp_on, autocast_dtype=amp_dtype,
                           scaler=scaler, grad_clip=float(cfg["grad_clip"]), epoch=epoch,
                           step=0, model_name=model_name, cfg=cfg)

@@ -341,6 +341,10 @@ def test_autoencoder_trains_alone_first_then_freezes(module) -> None:
     assert gabor.phase(gabor.GaborConfig(ae_epochs=0), 1) == "both"
 
 
-def test_autoencoder_epochs_must_leave_lip_epochs() -> None:
-    with pytest.raises(ConfigError, match="ae_epochs must be >= 0 and below epochs"):
-        gabor.build({**tiny_cfg("gabor"), "ae_epochs": 2, "epochs": 2})
+def test_the_lip_network_always_gets_an_epoch() -> None:
+    phases = [gabor.phase(gabor.GaborConfig(ae_epochs=5, epochs=3), e) for e in (1, 2, 3)]
+    assert phases == ["autoencoder", "autoencoder", "lip"]
+    assert gabor.phase(gabor.GaborConfig(ae_epochs=1, epochs=1), 1) == "both"
+    assert gabor.phase(gabor.GaborConfig(ae_epochs=2, epochs=0), 3) == "lip"  # time-bound
+    with pytest.raises(ConfigError, match="ae_epochs must be >= 0"):
+        gabor.build({**tiny_cfg("gabor"), "ae_epochs": -1})

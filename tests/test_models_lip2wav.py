@@ -446,3 +446,63 @@ def test_bad_video_shape_is_reported() -> None:
     model = lip2wav.build(tiny_cfg("lip2wav"))
     with pytest.raises(ValueError, match=r"\(B, T, H, W, 3\)"):
         model(torch.zeros(1, 10, 60, 100, dtype=torch.uint8))
+
+
+def _encoder_norms(model: lip2wav.Lip2Wav) -> list[torch.nn.BatchNorm3d]:
+    return [m for m in model.encoder.modules() if isinstance(m, torch.nn.BatchNorm3d)]
+
+
+def test_precise_batch_norm_recomputes_the_encoders_statistics() -> None:
+    """``recalibrate``: the encoder's running statistics become the plain average over
+    ``precise_bn_batches`` batches whatever they were before; weights, the decoder's batch
+    norms, momenta and the train/eval flag stay; 0 leaves everything as trained."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(3)
+    batches = [{"video": torch.randint(0, 256, (2, 75, 96, 96, 3), generator=g,
+                                       dtype=torch.uint8),
+                "valid_frames": torch.tensor([75, 60])} for _ in range(3)]
+
+    def stats(model: lip2wav.Lip2Wav) -> list[torch.Tensor]:
+        return [t.clone() for m in _encoder_norms(model) for t in (m.running_mean,
+                                                                    m.running_var)]
+
+    off = lip2wav.build(tiny_cfg("lip2wav", precise_bn_batches=0)).train()
+    before = stats(off)
+    lip2wav.recalibrate(off, batches, torch.device("cpu"))
+    assert all(torch.equal(a, b) for a, b in zip(before, stats(off), strict=True))
+
+    cfg = tiny_cfg("lip2wav", precise_bn_batches=2)
+    a = lip2wav.build(cfg).train()
+    b = lip2wav.build(cfg).eval()
+    b.load_state_dict(a.state_dict())
+    for m in _encoder_norms(b):  # b's statistics: far from anything a batch gives
+        m.running_mean.fill_(5.0)
+        m.running_var.fill_(9.0)
+    weights = {k: v.clone() for k, v in a.state_dict().items() if "running" not in k
+               and "num_batches" not in k}
+    post = [t.clone() for t in a.decoder.state_dict().values()]
+    lip2wav.recalibrate(a, batches, torch.device("cpu"))
+    lip2wav.recalibrate(b, batches, torch.device("cpu"))
+    assert a.training and not b.training
+    for x, y in zip(stats(a), stats(b), strict=True):
+        torch.testing.assert_close(x, y)
+    assert any(not torch.equal(x, y) for x, y in zip(before, stats(a), strict=True))
+    assert all(torch.equal(v, a.state_dict()[k]) for k, v in weights.items())
+    assert all(torch.equal(x, y) for x, y in zip(post, a.decoder.state_dict().values(),
+                                                 strict=True))
+    assert {m.momentum for m in _encoder_norms(a)} == {a.cfg.bn_momentum}
+    # the third batch was not read: two batches give the same as three minus the last
+    c = lip2wav.build(cfg).train()
+    c.load_state_dict(a.state_dict())
+    lip2wav.recalibrate(c, batches[:2], torch.device("cpu"))
+    for x, y in zip(stats(a), stats(c), strict=True):
+        torch.testing.assert_close(x, y)
+
+
+def test_tiny_preset_recalibrates_and_full_does_not() -> None:
+    assert tiny_cfg("lip2wav")["precise_bn_batches"] == 100
+    from lipflow.models.registry import model_config
+    from lipflow.tasks.settings.project import load_params
+
+    full = model_config(load_params()["train"], "lip2wav", size="full", fps=30.0)
+    assert lip2wav.Lip2WavConfig.from_dict(full).precise_bn_batches == 0
