@@ -15,7 +15,7 @@ from lipflow.models.nets import avsync
 from lipflow.models.registry import model_config
 from lipflow.tasks.common.errors import ConfigError
 from lipflow.tasks.settings.project import load_params
-from tests.support.seed_models import one_thread, tiny_cfg  # noqa: F401
+from tests.support.seed_models import fit, one_thread, tiny_cfg  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -236,14 +236,8 @@ def test_tiny_learns_aligned_against_shifted_windows() -> None:
     video = (signal.view(4, 40, 1, 1) * 255).expand(4, 40, 60, 100).to(torch.uint8)
     mfec = signal.repeat_interleave(2, dim=1).view(4, 80, 1, 1).expand(4, 80, 40, 3).clone()
     batch = {"video": video, "mfec": mfec, "valid_frames": torch.tensor([40] * 4)}
-    losses = []
     model.train()
-    for _ in range(60):
-        value = avsync.loss(model, batch)
-        optimiser.zero_grad()
-        value.backward()
-        optimiser.step()
-        losses.append(float(value.detach()))
+    losses = fit(avsync.loss, model, batch, optimiser, 60)
     assert np.mean(losses[-5:]) < 0.25 * np.mean(losses[:5]), losses
     model.eval()
     scores, labels = avsync.predict(model, batch)

@@ -17,7 +17,7 @@ from scipy import ndimage
 from lipflow.models.nets import gabor, gaborpic
 from lipflow.models.nets import gabor_features as gf
 from lipflow.tasks.common.errors import ConfigError
-from tests.support.seed_models import SAMPLE_CLIP, fake_clip, one_thread, tiny_cfg  # noqa: F401
+from tests.support.seed_models import SAMPLE_CLIP, fake_clip, fit, one_thread, tiny_cfg  # noqa: F401
 
 #: the mouth of s1/bbaf2n.mpg (360x288, the speaker still): rows 183-242, cols 110-209
 MOUTH = (slice(183, 243), slice(110, 210))
@@ -266,13 +266,7 @@ def test_tiny_model_overfits_with_corr2_mse(module) -> None:
     assert pred.shape == (2, 390, 128) and float(pred.min()) >= 0
     model.train()
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(25):
-        value = module.loss(model, batch)
-        optimiser.zero_grad()
-        value.backward()
-        optimiser.step()
-        losses.append(float(value.detach()))
+    losses = fit(module.loss, model, batch, optimiser, 25)
     assert losses[-1] < losses[0] - 0.3, losses
     assert losses[-1] < -0.3  # both corr2 terms well above zero
 

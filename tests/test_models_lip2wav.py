@@ -10,7 +10,7 @@ import torch
 from lipflow.models.nets import lip2wav
 from lipflow.models.training_step import StepContext
 from lipflow.tasks.common.errors import ConfigError
-from tests.support.seed_models import one_thread, tiny_cfg  # noqa: F401
+from tests.support.seed_models import fit, one_thread, tiny_cfg  # noqa: F401
 
 
 def _batch(b: int = 2, t: int = 75, m: int = 240, face: int = 96) -> dict[str, torch.Tensor]:
@@ -406,13 +406,7 @@ def test_nonautoregressive_decoder_still_learns() -> None:
     model = lip2wav.build(tiny_cfg("lip2wav", decoder="nonautoregressive"))
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
     batch = _batch()
-    losses = []
-    for _ in range(6):
-        value = lip2wav.loss(model, batch)
-        optimiser.zero_grad()
-        value.backward()
-        optimiser.step()
-        losses.append(float(value.detach()))
+    losses = fit(lip2wav.loss, model, batch, optimiser, 6)
     assert losses[-1] < losses[0]
 
 

@@ -70,6 +70,19 @@ def tiny_cfg(model_name: str, **overrides) -> dict:
     return cfg
 
 
+def fit(loss_fn, model, batch: dict, optimiser, steps: int) -> list[float]:
+    """``steps`` plain optimisation steps of ``loss_fn(model, batch)`` on one batch (the
+    seed-model tests' overfit check); the loss of each step."""
+    losses = []
+    for _ in range(steps):
+        value = loss_fn(model, batch)
+        optimiser.zero_grad()
+        value.backward()
+        optimiser.step()
+        losses.append(float(value.detach()))
+    return losses
+
+
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     """One intra-op thread: on a shared 2-core machine two spinning OpenMP threads make
