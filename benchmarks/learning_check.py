@@ -130,6 +130,15 @@ class ModelRun:
     first_loss: float
     last_loss: float
     parameters: int
+    val_clips: int = 0
+    #: how the scored weights were chosen: ``last``, or ``best_by <criterion>``
+    selected_by: str = "last"
+    #: the chosen weights' epoch (fractional: at the budget's end) and val figure
+    chosen_epochs: float = float("nan")
+    chosen_value: float = float("nan")
+    validation_seconds: float = 0.0
+    #: (epochs, val value) of every validation, in order
+    validations: list[tuple[float, float]] = field(default_factory=list)
     rows: list[Row] = field(default_factory=list)
     #: a few (reference, model, baseline) transcripts, to read what WER counted
     examples: list[dict[str, str]] = field(default_factory=list)
@@ -138,11 +147,12 @@ class ModelRun:
 # --------------------------------------------------------------------------- data
 
 
-def _seen_split(stores: Sequence[Path], test_clips: int) -> dict[str, Any]:
-    """A ``seen`` split over the stores' speakers: ``test_clips`` each held out."""
+def _seen_split(stores: Sequence[Path], test_clips: int, val_clips: int = 0) -> dict[str, Any]:
+    """A ``seen`` split over the stores' speakers: ``test_clips`` each held out for
+    scoring, ``val_clips`` each for choosing the weights; the rest trained on."""
     speakers = [p.name.removesuffix(".zarr") for p in stores]
     return {"corpus": "grid", "kind": "seen", "speakers": speakers,
-            "val_per_speaker": 0, "test_per_speaker": int(test_clips)}
+            "val_per_speaker": int(val_clips), "test_per_speaker": int(test_clips)}
 
 
 def _dataset(stores: Sequence[Path], model: str, part: str, split: Mapping[str, Any],
@@ -175,15 +185,38 @@ def _loader(dataset, part: str, batch: int, seed: int):
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
+@dataclass
+class Selection:
+    """How the scored weights are chosen: the trainer's ``best.pt`` rule on a val part.
+
+    Every ``every`` seconds of the budget clock (at an epoch's end, and once more when the
+    budget is spent) the model is recalibrated and validated as the trainer does after
+    each epoch (:func:`lipflow.models.training.validate`: val loss, val STOI of the first
+    ``stoi_clips`` clips), and the weights that score best by ``criterion`` (the model's
+    ``best_by``) are the ones scored, as ``lipflow evaluate`` scores ``best.pt``. The
+    clock stops while validating: the budget is training time.
+    """
+
+    loader: Any
+    criterion: str
+    stoi_clips: int
+    mel_params: Mapping[str, Any]
+    every: float = 60.0
+
+
 def train_for(model_name: str, cfg: Mapping[str, Any], loader, seconds: float,
-              device: torch.device,
-              clock: str = "wall") -> tuple[torch.nn.Module, dict[str, float]]:
+              device: torch.device, clock: str = "wall",
+              selection: Selection | None = None) -> tuple[torch.nn.Module, dict[str, float]]:
     """Train from scratch until ``seconds`` of ``clock`` time are spent (at least one step),
     through the registry's ``optimisers`` / ``schedulers`` / ``train_step`` hooks; the
-    schedulers step at each pass over the data, as the trainer steps them each epoch."""
+    schedulers step at each pass over the data, as the trainer steps them each epoch.
+    Without ``selection`` the last weights are returned; with it, the best validated ones.
+    """
+    import copy
+
     from lipflow.models.registry import spec
     from lipflow.models.runtime import TrainingError, seed_everything, to_device
-    from lipflow.models.training import seed_epoch
+    from lipflow.models.training import improves, seed_epoch, validate
     from lipflow.models.training_step import StepContext
 
     spec_ = spec(model_name)
@@ -198,6 +231,37 @@ def train_for(model_name: str, cfg: Mapping[str, Any], loader, seconds: float,
     start, wall0, cpu0 = now(), time.perf_counter(), time.process_time()
     deadline = start + seconds
     epoch, done, batches = 0, False, max(1, len(loader))
+    best: float | None = None
+    best_state: dict[str, Any] | None = None
+    chosen: dict[str, float] = {}
+    validations: list[tuple[float, float]] = []  # (epochs, val value) at each check
+    paused = 0.0  # clock seconds spent validating, added back to the deadline
+    last_check = start
+
+    def check(at_epoch: float) -> None:
+        """Recalibrate, validate, keep the weights if they are the best so far."""
+        nonlocal best, best_state, paused, last_check
+        t0 = now()
+        spec_.recalibrate(model, loader, device)  # as the trainer does after each epoch
+        if selection is not None:
+            ctx = StepContext(device=device, autocast_enabled=False,
+                              autocast_dtype=torch.float32, scaler=scaler,
+                              grad_clip=float(cfg["grad_clip"]), epoch=epoch, step=0,
+                              model_name=model_name, cfg=cfg)
+            val = validate(spec_, model, selection.loader, device, ctx,
+                           selection.stoi_clips, selection.mel_params)
+            value = val.stoi if selection.criterion == "stoi" else val.loss
+            validations.append((at_epoch, value))
+            if improves(selection.criterion, value, best):
+                best = value
+                best_state = copy.deepcopy(model.state_dict())
+                chosen.update({"chosen_epochs": at_epoch, "chosen_steps": len(losses),
+                               "chosen_value": value})
+            model.train()
+        spent = now() - t0
+        paused += spent
+        last_check = now()
+
     model.train()
     while not done:
         epoch += 1
@@ -212,21 +276,27 @@ def train_for(model_name: str, cfg: Mapping[str, Any], loader, seconds: float,
                 raise TrainingError(f"{model_name} loss became {loss} after "
                                     f"{len(losses)} steps")
             losses.append(loss)
-            if now() >= deadline:
+            if now() >= deadline + paused:
                 done = True
                 break
         else:
             for scheduler in schedulers.values():
                 scheduler.step()
-    spec_.recalibrate(model, loader, device)  # as the trainer does after each epoch
+            if selection is not None and now() - last_check >= selection.every:
+                check(float(epoch))
+    check((epoch - 1) + (step + 1) / batches)
+    if best_state is not None:
+        model.load_state_dict(best_state)
     model.eval()
     head = losses[: max(1, min(20, len(losses) // 10))]
     tail = losses[-max(1, min(20, len(losses) // 10)):]
-    return model, {"seconds": now() - start, "wall_seconds": time.perf_counter() - wall0,
+    return model, {"seconds": now() - start - paused, "validation_seconds": paused,
+                   "wall_seconds": time.perf_counter() - wall0,
                    "cpu_seconds": time.process_time() - cpu0,
                    "steps": len(losses),
                    "epochs": (epoch - 1) + (step + 1) / batches,
-                   "first_loss": float(np.mean(head)), "last_loss": float(np.mean(tail))}
+                   "first_loss": float(np.mean(head)), "last_loss": float(np.mean(tail)),
+                   "validations": validations, **chosen}
 
 
 # --------------------------------------------------------------------------- baselines
@@ -392,14 +462,18 @@ def _apply_overrides(train_params: dict[str, Any], overrides: Sequence[str]) -> 
 
 def check_model(model_name: str, stores: Sequence[Path], params: Mapping[str, Any],
                 seconds: float, size: str, test_clips: int, device: torch.device,
-                log=print, ceiling: bool = False, clock: str = "wall") -> ModelRun:
-    """Train one model for ``seconds`` and score it and its baseline on the held-out clips."""
-    from lipflow.models.registry import model_config, spec
+                log=print, ceiling: bool = False, clock: str = "wall", val_clips: int = 0,
+                val_every: float = 60.0) -> ModelRun:
+    """Train one model for ``seconds`` and score it and its baseline on the held-out clips;
+    with ``val_clips``, the weights scored are those that validated best (:class:`Selection`).
+    """
+    from lipflow.models.registry import best_criterion, model_config, spec
+    from lipflow.tasks.settings.project import section
 
     spec_ = spec(model_name)
     train_params = params["train"]
     seed = int(train_params.get("seed", 0))
-    split = _seen_split(stores, test_clips)
+    split = _seen_split(stores, test_clips, val_clips)
     probe = _dataset(stores, model_name, "test", split, seed)
     fps = {float(t.fps) for t in probe.timings}
     if len(fps) != 1:
@@ -412,9 +486,19 @@ def check_model(model_name: str, stores: Sequence[Path], params: Mapping[str, An
     batch = int(cfg["batch_size"])
     train_loader = _loader(train_set, "train", batch, seed)
     test_loader = _loader(probe, "test", batch, seed)
+    mel_params = section(params, "features.mel")
+    selection = None
+    if val_clips:
+        val_set = _dataset(stores, model_name, "val", split, seed)
+        criterion = best_criterion(model_name, cfg)
+        selection = Selection(_loader(val_set, "val", batch, seed), criterion,
+                              int(cfg["val_stoi_clips"]) if spec_.kind == "speech" else 0,
+                              mel_params, val_every)
     log(f"{model_name} ({size}): training {seconds:.0f} s ({clock} clock) on "
-        f"{len(train_set.clips)} clips ({len(train_set)} items), {len(probe)} held out")
-    model, info = train_for(model_name, cfg, train_loader, seconds, device, clock)
+        f"{len(train_set.clips)} clips ({len(train_set)} items), {len(probe)} held out"
+        + (f", {val_clips} for choosing the weights by val {selection.criterion}"
+           if selection else ""))
+    model, info = train_for(model_name, cfg, train_loader, seconds, device, clock, selection)
     run = ModelRun(model=model_name, size=size, budget_s=seconds,
                    train_seconds=info["seconds"], wall_seconds=info["wall_seconds"],
                    cpu_seconds=info["cpu_seconds"],
@@ -422,14 +506,20 @@ def check_model(model_name: str, stores: Sequence[Path], params: Mapping[str, An
                    epochs=float(info["epochs"]), train_clips=len(train_set.clips),
                    test_clips=len(probe), first_loss=info["first_loss"],
                    last_loss=info["last_loss"],
-                   parameters=sum(p.numel() for p in model.parameters()))
+                   parameters=sum(p.numel() for p in model.parameters()),
+                   val_clips=val_clips,
+                   selected_by=f"best_by {selection.criterion}" if selection else "last",
+                   chosen_epochs=float(info.get("chosen_epochs", float("nan"))),
+                   chosen_value=float(info.get("chosen_value", float("nan"))),
+                   validation_seconds=float(info["validation_seconds"]),
+                   validations=list(info["validations"]))
     log(f"{model_name}: {run.steps} steps ({run.epochs:.2f} epochs) in {run.wall_seconds:.0f} s "
         f"wall / {run.cpu_seconds:.0f} s CPU, loss "
-        f"{run.first_loss:.4f} -> {run.last_loss:.4f}; scoring")
+        f"{run.first_loss:.4f} -> {run.last_loss:.4f}"
+        + (f"; scoring the weights of epoch {run.chosen_epochs:.2f} (val "
+           f"{selection.criterion} {run.chosen_value:.4f}; validating took "
+           f"{run.validation_seconds:.0f} s off the clock)" if selection else "; scoring"))
     if spec_.kind == "speech":
-        from lipflow.tasks.settings.project import section
-
-        mel_params = section(params, "features.mel")
         mean_loader = _loader(_dataset(stores, model_name, "train", split, seed),
                               "test", batch, seed)  # whole clips, in order
         mean_spec, mean_frame = mean_spectrogram(spec_, mean_loader, device)
@@ -459,7 +549,8 @@ def learning_check(stores: Sequence[Path], models: Sequence[str] | None = None,
                    overrides: Sequence[str] = (), params: Mapping[str, Any] | None = None,
                    device: str | None = None, log=print,
                    model_stores: Mapping[str, Sequence[Path]] | None = None,
-                   ceiling: bool = False, clock: str = "wall") -> list[ModelRun]:
+                   ceiling: bool = False, clock: str = "wall", val_clips: int = 0,
+                   val_every: float = 60.0) -> list[ModelRun]:
     """Train and score every model in ``models`` (default: the whole registry), each on
     ``model_stores[model]`` where given (a store prepared with its own mouth preset),
     else on ``stores``."""
@@ -483,7 +574,7 @@ def learning_check(stores: Sequence[Path], models: Sequence[str] | None = None,
         torch.set_num_threads(threads)
     dev = select_device(device)
     return [check_model(name, chosen[name], params, seconds_per_model, size, test_clips, dev,
-                        log, ceiling, clock) for name in names]
+                        log, ceiling, clock, val_clips, val_every) for name in names]
 
 
 def format_table(runs: Sequence[ModelRun]) -> str:
@@ -548,6 +639,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", default="tiny", help="train.<model>.<size> preset")
     parser.add_argument("--test-clips", type=int, default=50,
                         help="held-out clips per speaker")
+    parser.add_argument("--val-clips", type=int, default=30,
+                        help="clips per speaker (besides the test clips) on which the "
+                             "weights to score are chosen, by the trainer's best_by rule; "
+                             "0: score the last weights")
+    parser.add_argument("--val-every-minutes", type=float, default=1.0,
+                        help="validate at the first epoch end after this much budget")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu",
                         help="count the budget in this process's CPU time (default: on a "
@@ -584,7 +681,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                               device=args.device,
                               log=lambda msg: print(msg, file=sys.stderr, flush=True),
                               model_stores=model_stores, ceiling=args.ceiling,
-                              clock=args.clock)
+                              clock=args.clock, val_clips=args.val_clips,
+                              val_every=args.val_every_minutes * 60)
     except LipflowError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -595,7 +693,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "model_stores": {k: [str(p) for p in v] for k, v in model_stores.items()},
                 "size": args.size,
                 "minutes_per_model": args.minutes_per_model, "threads": args.threads,
-                "test_clips_per_speaker": args.test_clips, "overrides": args.overrides,
+                "test_clips_per_speaker": args.test_clips,
+                "val_clips_per_speaker": args.val_clips,
+                "val_every_minutes": args.val_every_minutes, "overrides": args.overrides,
                 "ceiling": args.ceiling, "clock": args.clock,
                 "wall_seconds": time.perf_counter() - t0}
         from lipflow.tasks.common.atomic import write_bytes_atomic

@@ -110,14 +110,16 @@ def seed_epoch(loader: Iterable[Any], seed: int, epoch: int) -> None:
 
 
 @dataclass
-class _Validation:
+class Validation:
+    """One validation pass: mean loss over every val clip, mean STOI over the first few."""
+
     loss: float
     stoi: float
 
 
-def _validate(spec_: ModelSpec, model: torch.nn.Module, loader: Iterable[Any],
-              device: torch.device, ctx: StepContext, stoi_clips: int,
-              mel_params: Mapping[str, Any] | None) -> _Validation:
+def validate(spec_: ModelSpec, model: torch.nn.Module, loader: Iterable[Any],
+             device: torch.device, ctx: StepContext, stoi_clips: int,
+             mel_params: Mapping[str, Any] | None) -> Validation:
     """Mean val loss over every clip, and mean STOI over the first ``stoi_clips``."""
     model.eval()
     total, count = 0.0, 0
@@ -140,10 +142,10 @@ def _validate(spec_: ModelSpec, model: torch.nn.Module, loader: Iterable[Any],
 
         rate = int((mel_params or {}).get("sample_rate_hz", 16000))
         stoi = val_stoi(spec_, model, kept, mel_params, stoi_clips, rate)
-    return _Validation(total / count if count else float("nan"), stoi)
+    return Validation(total / count if count else float("nan"), stoi)
 
 
-def _improves(criterion: str, value: float, best: float | None) -> bool:
+def improves(criterion: str, value: float, best: float | None) -> bool:
     if not math.isfinite(value):
         return False
     if best is None:
@@ -271,8 +273,8 @@ def train(
         ctx = StepContext(device=device, autocast_enabled=amp_on, autocast_dtype=amp_dtype,
                           scaler=scaler, grad_clip=float(cfg["grad_clip"]), epoch=epoch,
                           step=0, model_name=model_name, cfg=cfg)
-        val = (_validate(spec_, model, val_loader, device, ctx, stoi_clips, mel_params)
-               if val_loader is not None else _Validation(float("nan"), float("nan")))
+        val = (validate(spec_, model, val_loader, device, ctx, stoi_clips, mel_params)
+               if val_loader is not None else Validation(float("nan"), float("nan")))
         means = {key: total / count for key, total in sums.items()}
         row: dict[str, float] = {"epoch": epoch, "train_loss": means.pop("loss"),
                                  "val_loss": val.loss, "val_stoi": val.stoi,
@@ -280,7 +282,7 @@ def train(
         row.update({f"train_{key}": value for key, value in means.items()})
         history.append(row)
         value = val.stoi if criterion == "stoi" else val.loss
-        if _improves(criterion, value, best):
+        if improves(criterion, value, best):
             best = value
             save_best(best_path, model_name, model, cfg, epoch, criterion, value)
         save_last(last, model_name, model, optimisers, schedulers, scaler, epoch, history, cfg,

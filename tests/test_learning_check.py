@@ -84,3 +84,48 @@ def test_learning_check_cli_rejects_bad_manifest(tmp_path: Path, capsys) -> None
     code = lc.main(["--store", str(store), "--manifest", str(tmp_path / "other.parquet")])
     assert code == 2
     assert "is not the manifest beside" in capsys.readouterr().err
+
+
+def test_learning_check_scores_the_best_validated_weights(tmp_path: Path, one_thread) -> None:
+    """With a val part, the weights scored are the ones that validated best (the trainer's
+    ``best.pt`` rule), not the last: their val loss is the lowest of every validation."""
+    from lipflow.models.registry import best_criterion, model_config, spec
+    from lipflow.models.training import validate
+    from lipflow.models.training_step import StepContext
+
+    lc = _script()
+    store, _ = build_store(tmp_path, 8, face_px=96, mouth_hw=(96, 96))
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    torch.set_num_threads(1)
+    split = lc._seen_split([store], test_clips=2, val_clips=2)
+    cfg = model_config(params["train"], "avsync", size="tiny")
+    cfg["lr"] = 0.05  # large steps: val loss moves, so the best is rarely the last
+    train = lc._loader(lc._dataset([store], "avsync", "train", split, 0, cfg), "train", 4, 0)
+    val = lc._loader(lc._dataset([store], "avsync", "val", split, 0), "val", 4, 0)
+    assert best_criterion("avsync", cfg) == "loss"
+    selection = lc.Selection(val, "loss", 0, {}, every=0.0)  # validate at every epoch end
+    device = torch.device("cpu")
+    model, info = lc.train_for("avsync", cfg, train, 3.0, device, "wall", selection)
+    values = [value for _epochs, value in info["validations"]]
+    assert len(values) >= 2 and info["validation_seconds"] > 0
+    assert info["chosen_value"] == min(values)
+    ctx = StepContext(device=device, autocast_enabled=False, autocast_dtype=torch.float32,
+                      scaler=torch.amp.GradScaler("cpu", enabled=False), grad_clip=1.0,
+                      epoch=0, step=0, model_name="avsync", cfg=cfg)
+    again = validate(spec("avsync"), model, val, device, ctx, 0, {}).loss
+    assert again == pytest.approx(info["chosen_value"], rel=1e-5)
+
+
+def test_learning_check_without_val_part_scores_the_last_weights(tmp_path: Path,
+                                                                 one_thread) -> None:
+    lc = _script()
+    store, _ = build_store(tmp_path, 6, face_px=96, mouth_hw=(96, 96))
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    runs = lc.learning_check([store], models=["avsync"], seconds_per_model=0.5, test_clips=2,
+                             params=params, device="cpu", log=lambda _msg: None)
+    assert runs[0].selected_by == "last" and runs[0].validations == []
+    runs = lc.learning_check([store], models=["avsync"], seconds_per_model=0.5, test_clips=2,
+                             params=params, device="cpu", log=lambda _msg: None, val_clips=1,
+                             val_every=0.0)
+    assert runs[0].selected_by == "best_by loss" and runs[0].val_clips == 1
+    assert runs[0].train_clips == 3 and len(runs[0].validations) >= 1
