@@ -94,11 +94,14 @@ def _orchestrate() -> None:
     """Point this process (and the workers and DVC stages it spawns) at a Prefect API.
 
     Called once the inputs are checked and before a flow is imported: the project's local
-    server is reused, or started once (``lipflow.tasks.common.prefect_server``).
+    server is reused, or started once (``lipflow.tasks.common.prefect_server``); flows
+    run without Prefect's heartbeat thread unless asked (``lipflow.flows.prefect_settings``).
     """
+    from lipflow.flows.prefect_settings import use_command_settings
     from lipflow.tasks.common.prefect_server import ensure_server
 
     ensure_server()
+    use_command_settings()
 
 
 def _check_runner(runner: str | None, address: str | None,
