@@ -33,7 +33,7 @@ from lipflow.tasks.prepare.batches import (
     preprocess_batch_bytes,
     video_seconds,
 )
-from lipflow.tasks.prepare.results import read_rows, save_result, store_encoding
+from lipflow.tasks.prepare.results import save_result
 from lipflow.tasks.prepare.resume import (
     claim_work_dir,
     release_work_dir,
@@ -41,6 +41,7 @@ from lipflow.tasks.prepare.resume import (
     result_path,
 )
 from lipflow.tasks.prepare.speaker import (
+    SpeakerAssembly,
     SpeakerJob,
     finished_batches,
     git_revision,
@@ -154,38 +155,39 @@ def runner_shares_disk() -> bool:
 
 def prepare_speaker(job: SpeakerJob, revision: str, task_seconds: float,
                     progress: bool | None) -> PreparedSpeaker:
-    """Batches not yet finished -> results beside the store -> the store; then clean up."""
+    """Batches not yet finished -> results beside the store -> shards -> the store; then
+    clean up (:class:`~lipflow.tasks.prepare.speaker.SpeakerAssembly`)."""
     started = time.perf_counter()
     work_dir = claim_work_dir(job.work_store)
     try:
         plan = plan_speaker(job, task_seconds)
-        done = finished_batches(job, plan.batches)
-        todo = [b for b in plan.batches if b.index not in done]
-        done_videos = sum(len(b.records) for b in plan.batches if b.index in done)
+        assembly = SpeakerAssembly(job, plan.batches, store_attributes(job, revision))
+        consumed = assembly.consumed
+        done = finished_batches(job, [b for b in plan.batches if b.index not in consumed])
+        todo = [b for b in plan.batches if b.index not in done and b.index not in consumed]
+        done_videos = sum(len(b.records) for b in plan.batches if b not in todo)
+        for index in sorted(done):
+            assembly.add(index, done[index])
         if len(todo) == 1:  # one task: starting a worker pool would cost more than it gives
             (batch,) = todo
-            paths = {batch.index: preprocess_batch_task(
+            assembly.add_result(batch.index, preprocess_batch_task(
                 batch, job.raw_root, work_dir, job.settings,
-                result_path(job.work_store, batch.key))}
+                result_path(job.work_store, batch.key)))
             ProgressArtifact(plan.videos, f"{job.label}: videos preprocessed").advance(
                 plan.videos)
         elif runner_shares_disk():
             futures = {preprocess_batch_task.submit(b, job.raw_root, work_dir, job.settings,
                                                     result_path(job.work_store, b.key)): b
                        for b in todo}
-            paths = _gather(futures, plan.videos, done_videos, label=job.label,
-                            progress=progress)
+            _gather(futures, plan.videos, done_videos, label=job.label, progress=progress,
+                    keep=lambda b, path: assembly.add_result(b.index, path))
         else:  # workers elsewhere: results come back as bytes and are saved here
             futures = {preprocess_batch_bytes_task.submit(b, job.raw_root, job.settings): b
                        for b in todo}
-            paths = _gather(futures, plan.videos, done_videos, label=job.label,
-                            progress=progress,
-                            keep=lambda b, data: save_result(
-                                data, result_path(job.work_store, b.key), work_dir))
-        encoding = store_encoding(job.settings.features)
-        done.update({index: read_rows(path, encoding) for index, path in paths.items()})
-        rows = [row for index in sorted(done) for row in done[index]]
-        store = write_speaker_store(job, rows, store_attributes(job, revision), progress)
+            _gather(futures, plan.videos, done_videos, label=job.label, progress=progress,
+                    keep=lambda b, data: assembly.add_result(b.index, save_result(
+                        data, result_path(job.work_store, b.key), work_dir)))
+        store, rows = assembly.write(progress)
         remove_results(job.work_store, work_dir)
     finally:
         release_work_dir(work_dir)

@@ -24,6 +24,7 @@ is pinned in ``requirements.lock``, and that test fails on a release that change
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,6 +184,18 @@ def write_store_from_chunks(
 def _write_shard(array: zarr.Array, clips: Sequence[EncodedArray], shard: int) -> None:
     """Concatenate ``clips``' chunk bytes into shard number ``shard`` of ``array`` (with
     zarr's sharding codec, so chunk order and index are zarr's own)."""
+    encoded = encode_shard(array, clips, shard)
+    if encoded is not None:
+        key, data = encoded
+        sync((array.store_path / key).set(default_buffer_prototype().buffer.from_bytes(data)))
+
+
+def encode_shard(array: zarr.Array, clips: Sequence[EncodedArray],
+                 shard: int) -> tuple[str, bytes] | None:
+    """Shard number ``shard`` of ``array`` made of ``clips``' chunk bytes: its key inside
+    the array (``c/3/0/0/0``) and its bytes, or None when every chunk is the fill value
+    (zarr writes no shard file then). Only the array's metadata is read, so a template
+    array of any length gives the same bytes (:class:`ShardTemplates`)."""
     sharding = array.metadata.codecs[0]
     shard_shape = array.metadata.chunk_grid.chunk_shape
     per_shard = tuple(s // c for s, c in zip(shard_shape, sharding.chunk_shape, strict=True))
@@ -195,6 +208,58 @@ def _write_shard(array: zarr.Array, clips: Sequence[EncodedArray], shard: int) -
     encoded = sync(sharding._encode_shard_dict(chunks, chunks_per_shard=per_shard,
                                                buffer_prototype=prototype))
     if encoded is None:  # every chunk is fill value: zarr writes no shard file
-        return
+        return None
     key = array.metadata.encode_chunk_key((shard, *((0,) * (len(shard_shape) - 1))))
-    sync((array.store_path / key).set(encoded))
+    return key, encoded.to_bytes()
+
+
+class ShardTemplates:
+    """In-memory arrays with a store's metadata (codecs, chunk and shard shapes) for
+    :func:`encode_shard`, for shards made before the store's length is known."""
+
+    def __init__(self, encoding: StoreEncoding, shapes: Mapping[str, tuple[int, ...]],
+                 attrs: Mapping[str, Any]) -> None:
+        self.arrays = create_arrays(MemoryStore({}), group_attributes(attrs, encoding),
+                                    {k: tuple(v) for k, v in shapes.items()},
+                                    encoding.clips_per_shard, encoding)
+
+    def encode(self, clips: Sequence[EncodedClip], shard: int) -> dict[str, tuple[str, bytes]]:
+        """Every array's shard ``shard`` of ``clips`` (arrays with only fill values left out)."""
+        out = {}
+        for key, array in self.arrays.items():
+            encoded = encode_shard(array, [clip[key] for clip in clips], shard)
+            if encoded is not None:
+                out[key] = encoded
+        return out
+
+
+def write_store_from_shards(
+    shard_files: Mapping[tuple[str, str], Path],
+    n: int,
+    out: Path | str,
+    *,
+    attrs: Mapping[str, Any],
+    encoding: StoreEncoding,
+    shapes: Mapping[str, tuple[int, ...]] | None,
+    mark: bool = True,
+) -> Path | str:
+    """A store of ``n`` clips at ``out`` from shard files made earlier (by
+    :class:`ShardTemplates`): ``shard_files[(array, key)]`` is the file of that array's
+    shard ``key``. Local files are moved into the store (a rename, no copy); at a URL they
+    are uploaded. Byte-identical to :func:`write_store_from_chunks` of the same clips."""
+    out = location(out)
+    group_attrs = group_attributes(attrs, encoding)
+    if shapes is None:
+        shapes = _shapes_from_params(group_attrs)
+    with store_destination(out, mark) as tmp:
+        arrays = create_arrays(tmp, group_attrs, {k: tuple(v) for k, v in shapes.items()}, n,
+                               encoding)
+        for (key, chunk_key), path in shard_files.items():
+            if isinstance(tmp, str):  # a local folder: move the file in
+                target = Path(tmp) / key / chunk_key
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, target)
+            else:
+                data = default_buffer_prototype().buffer.from_bytes(Path(path).read_bytes())
+                sync((arrays[key].store_path / chunk_key).set(data))
+    return out

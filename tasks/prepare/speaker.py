@@ -30,6 +30,7 @@ from lipflow.tasks.contracts.store_chunks import (
     ClipChunkEncoder,
     EncodedClip,
     write_store_from_chunks,
+    write_store_from_shards,
 )
 from lipflow.tasks.contracts.store_layout import StoreError
 from lipflow.tasks.contracts.store_publish import mark_published
@@ -37,6 +38,7 @@ from lipflow.tasks.prepare.batches import Batch, keyed, plan_batches, video_seco
 from lipflow.tasks.prepare.results import RESULT_READ_ERRORS, read_rows, store_encoding
 from lipflow.tasks.prepare.resume import result_path
 from lipflow.tasks.prepare.settings import speaker_settings
+from lipflow.tasks.prepare.shard_stream import ShardStream, streamable, utterance_key
 from lipflow.tasks.prepare.video import VideoSettings, order_rows
 from lipflow.tasks.settings.paths import (
     clip_manifest_path,
@@ -153,6 +155,59 @@ def pack_store(job: SpeakerJob, rows: Sequence[Mapping[str, Any]], attrs: Mappin
     return job.store
 
 
+class SpeakerAssembly:
+    """Collects a speaker's finished batches (:meth:`add`, in any order) and writes its
+    store and clip manifest (:meth:`write`).
+
+    When batch order is store order (:func:`~lipflow.tasks.prepare.shard_stream.
+    streamable`: videos with distinct utterance ids) shards are written as batches finish
+    and each batch result is deleted once its clips are in shards
+    (:class:`~lipflow.tasks.prepare.shard_stream.ShardStream`): temp disk stays near the
+    pool's in-flight batches. Otherwise results are kept and packed at the end
+    (:func:`pack_store`). Both make the same store, byte for byte.
+    """
+
+    def __init__(self, job: SpeakerJob, batches: Sequence[Batch],
+                 attrs: Mapping[str, Any]) -> None:
+        self.job = job
+        self.attrs = dict(attrs)
+        self.encoding = store_encoding(job.settings.features)
+        self.stream = (ShardStream(job.work_store, batches, self.encoding, self.attrs)
+                       if streamable(batches) else None)
+        self._rows: dict[int, list[dict[str, Any]]] = {}
+
+    @property
+    def consumed(self) -> set[int]:
+        """Batches an earlier run already put into shards (their results are gone)."""
+        return self.stream.consumed if self.stream is not None else set()
+
+    def add(self, index: int, rows: list[dict[str, Any]]) -> None:
+        """Batch ``index``'s rows (as :func:`~lipflow.tasks.prepare.results.read_rows`)."""
+        if self.stream is not None:
+            self.stream.add(index, rows)
+        else:
+            self._rows[index] = rows
+
+    def add_result(self, index: int, path: Path) -> None:
+        """Batch ``index``'s result file."""
+        self.add(index, read_rows(path, self.encoding))
+
+    def write(self, progress: bool | None) -> tuple[Location, list[dict[str, Any]]]:
+        """The store and its clip manifest; returns the store and every row."""
+        if self.stream is None:
+            rows = [row for index in sorted(self._rows) for row in self._rows[index]]
+            return pack_store(self.job, rows, self.attrs, progress), rows
+        rows, files, kept, shapes = self.stream.finish()
+        write_store_from_shards(files, kept, self.job.store, attrs=self.attrs,
+                                encoding=self.encoding, shapes=shapes, mark=False)
+        manifest = clip_manifest_path(self.job.store)
+        write_clip_manifest(rows, manifest)
+        if is_url(self.job.store):
+            mark_published(str(self.job.store), str(manifest))
+        self.stream.remove()
+        return self.job.store, rows
+
+
 def _chunk_source(value: Any, encoder: ClipChunkEncoder) -> ChunkSource:
     """A kept row's clip as a chunk source: a batch result's clip as it is, a per-clip
     record file read and encoded when its shard is assembled."""
@@ -184,7 +239,9 @@ def plan_speaker(job: SpeakerJob, task_seconds: float) -> SpeakerPlan:
 
     Durations come from the container headers (no decoding; unreadable ones count 0).
     """
-    records = video_records(job)
+    # store order (kept clips by speaker, utterance, start) = batch order: shards can be
+    # written while later batches run (lipflow.tasks.prepare.shard_stream)
+    records = sorted(video_records(job), key=utterance_key)
     seconds = [video_seconds(r, job.raw_root) for r in records]
     batches = keyed(plan_batches(records, seconds, task_seconds), job.settings)
     return SpeakerPlan(len(records), float(sum(seconds)), batches)
