@@ -135,12 +135,17 @@ def test_a_stopped_stream_resumes_from_its_shards(tmp_path: Path, encoding) -> N
     assert tree_digest(streamed) == tree_digest(packed)
 
 
-def test_a_changed_plan_discards_the_shards(tmp_path: Path, encoding) -> None:
+def _after_batch_0(tmp_path: Path, encoding) -> tuple[Path, ShardStream]:
     store = tmp_path / "s1.zarr"
     batches = _batches()
     _write_results(store, batches, encoding)
-    first = ShardStream(store, batches, encoding, store_attrs())
-    first.add(0, read_rows(result_path(store, "k0"), encoding))
+    stream = ShardStream(store, batches, encoding, store_attrs())
+    stream.add(0, read_rows(result_path(store, "k0"), encoding))
+    return store, stream
+
+
+def test_a_changed_plan_discards_the_shards(tmp_path: Path, encoding) -> None:
+    store, first = _after_batch_0(tmp_path, encoding)
     assert first.state.shards == 1
     other = ShardStream(store, _batches(prefix="other"), encoding, store_attrs())
     assert other.consumed == set() and other.state.shards == 0
@@ -150,11 +155,7 @@ def test_a_changed_plan_discards_the_shards(tmp_path: Path, encoding) -> None:
 def test_a_finish_before_every_batch_is_an_error(tmp_path: Path, encoding) -> None:
     from lipflow.tasks.contracts.store_layout import StoreError
 
-    store = tmp_path / "s1.zarr"
-    batches = _batches()
-    _write_results(store, batches, encoding)
-    stream = ShardStream(store, batches, encoding, store_attrs())
-    stream.add(0, read_rows(result_path(store, "k0"), encoding))
+    _store, stream = _after_batch_0(tmp_path, encoding)
     with pytest.raises(StoreError, match="never finished"):
         stream.finish()
 

@@ -126,7 +126,7 @@ class BatchResultWriter:
 
     def finish(self, rows: Sequence[Mapping[str, Any]], target: Path) -> Path:
         """Write the rows and the chunk layout, close the file and rename it to ``target``."""
-        self._zip.writestr(ROWS_MEMBER, json.dumps(list(rows), default=_plain))
+        self._zip.writestr(ROWS_MEMBER, json.dumps(list(rows), default=plain_json))
         self._zip.writestr(LAYOUT_MEMBER, json.dumps(
             {"encoding": _encoding_json(self.encoding), "clips": self._layout}))
         self._zip.close()
@@ -185,7 +185,7 @@ def _encoding_json(encoding: StoreEncoding) -> dict[str, Any]:
     return json.loads(json.dumps(encoding.record()))
 
 
-def _plain(value: Any) -> Any:
+def plain_json(value: Any) -> Any:
     """JSON for the numpy values a row may hold (the rows are otherwise plain)."""
     if isinstance(value, np.generic):
         return value.item()

@@ -45,7 +45,7 @@ from lipflow.tasks.contracts.store_chunks import ChunkSource, ShardTemplates
 from lipflow.tasks.contracts.store_layout import ARRAY_DTYPES, StoreError
 from lipflow.tasks.contracts.store_writer import StoreEncoding
 from lipflow.tasks.prepare.batches import Batch
-from lipflow.tasks.prepare.results import RESULT_READ_ERRORS, read_rows
+from lipflow.tasks.prepare.results import RESULT_READ_ERRORS, plain_json, read_rows
 from lipflow.tasks.prepare.resume import result_path
 from lipflow.tasks.prepare.video import order_rows
 
@@ -87,7 +87,7 @@ class _State:
     shapes: dict[str, list[int]] | None = None
 
     def to_json(self) -> bytes:
-        return json.dumps(self.__dict__, default=_plain).encode()
+        return json.dumps(self.__dict__, default=plain_json).encode()
 
 
 class ShardStream:
@@ -237,13 +237,3 @@ class ShardStream:
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def _plain(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
