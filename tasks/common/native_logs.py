@@ -15,7 +15,6 @@ import sys
 import threading
 from collections.abc import Iterator
 
-
 #: fd 2 is one per process: threads that quiet it at once share one redirection (the
 #: first in saves and redirects, the last out restores). Without this, two threads' first
 #: detections (one detector per worker thread) could interleave save and restore and
