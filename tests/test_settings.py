@@ -105,3 +105,13 @@ def test_preset_overrides_stay_optional() -> None:
 def test_docs_are_generated_from_the_schema(project_root: Path) -> None:
     committed = (project_root / "docs" / "params.md").read_text(encoding="utf-8")
     assert committed == render(), "run: python -m lipflow.tasks.settings.docs"
+
+
+def test_params_file_reads_the_same_with_the_fast_loader() -> None:
+    """read_params_file uses libyaml's safe loader when present: the same mapping as
+    PyYAML's own safe_load of the shipped params.yaml."""
+    from lipflow.tasks.settings.project import read_params_file
+
+    path = Path(__file__).resolve().parents[1] / "params.yaml"
+    data, _name = read_params_file(path)
+    assert data == yaml.safe_load(path.read_text(encoding="utf-8"))
