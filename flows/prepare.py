@@ -165,7 +165,8 @@ def prepare_speaker(job: SpeakerJob, revision: str, task_seconds: float,
         consumed = assembly.consumed
         done = finished_batches(job, [b for b in plan.batches if b.index not in consumed])
         todo = [b for b in plan.batches if b.index not in done and b.index not in consumed]
-        done_videos = sum(len(b.records) for b in plan.batches if b not in todo)
+        waiting = {b.index for b in todo}
+        done_videos = sum(len(b.records) for b in plan.batches if b.index not in waiting)
         for index in sorted(done):
             assembly.add(index, done[index])
         if len(todo) == 1:  # one task: starting a worker pool would cost more than it gives

@@ -152,6 +152,17 @@ def test_a_changed_plan_discards_the_shards(tmp_path: Path, encoding) -> None:
     assert list(shards_dir(store).iterdir()) == []
 
 
+def test_a_lost_result_of_a_waiting_batch_restarts_the_stream(tmp_path: Path,
+                                                                encoding) -> None:
+    """Batch 0's third clip waits in its result; if that file is lost, the next run cannot
+    finish shard 1 from it, so it starts the speaker afresh instead of failing."""
+    store, first = _after_batch_0(tmp_path, encoding)
+    assert first.state.shards == 1
+    result_path(store, "k0").unlink()
+    again = ShardStream(store, _batches(), encoding, store_attrs())
+    assert again.consumed == set() and again.state.shards == 0
+
+
 def test_a_finish_before_every_batch_is_an_error(tmp_path: Path, encoding) -> None:
     from lipflow.tasks.contracts.store_layout import StoreError
 

@@ -109,7 +109,13 @@ class ShardStream:
         # kept clips of consumed batches not yet in a written shard, in store order (read
         # from their batch results only when their shard is written)
         self._queue: list[tuple[int, ChunkSource]] = []
-        self._refill_queue()
+        try:
+            self._refill_queue()
+        except StoreError:  # a waiting batch's result is gone: start the speaker afresh
+            self._queue.clear()
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.state = _State()
 
     # ------------------------------------------------------------------ state
 
@@ -151,8 +157,7 @@ class ShardStream:
             rows = read_rows(result_path(self.work_store, batch.key), self.encoding)
         except (*RESULT_READ_ERRORS, FileNotFoundError) as err:
             raise StoreError(f"batch {index} of {self.work_store.stem}: its result is gone "
-                             f"but its clips are not all in shards ({err}); delete "
-                             f"{self.folder} and prepare again") from err
+                             f"but its clips are not all in shards ({err})") from err
         return [row["clip_path"] for row in order_rows(rows) if row["kept"]]
 
     # ------------------------------------------------------------------ consuming
