@@ -161,7 +161,8 @@ def prepare_speaker(job: SpeakerJob, revision: str, task_seconds: float,
     work_dir = claim_work_dir(job.work_store)
     try:
         plan = plan_speaker(job, task_seconds)
-        assembly = SpeakerAssembly(job, plan.batches, store_attributes(job, revision))
+        assembly = SpeakerAssembly(job, plan.batches, store_attributes(job, revision),
+                                   work_dir)
         consumed = assembly.consumed
         done = finished_batches(job, [b for b in plan.batches if b.index not in consumed])
         todo = [b for b in plan.batches if b.index not in done and b.index not in consumed]

@@ -163,6 +163,23 @@ def test_a_lost_result_of_a_waiting_batch_restarts_the_stream(tmp_path: Path,
     assert again.consumed == set() and again.state.shards == 0
 
 
+def test_no_result_is_deleted_while_another_run_is_alive(tmp_path: Path, encoding) -> None:
+    """Another live run of the speaker may still read the results this one consumed."""
+    from lipflow.tasks.prepare.resume import claim_work_dir, other_runs_alive
+
+    store = tmp_path / "s1.zarr"
+    batches = _batches()
+    _write_results(store, batches, encoding)
+    mine, theirs = claim_work_dir(store), claim_work_dir(store)  # both owned by a live pid
+    assert other_runs_alive(store, mine) and other_runs_alive(store, theirs)
+    stream = ShardStream(store, batches, encoding, store_attrs(),
+                         others_alive=lambda: other_runs_alive(store, mine))
+    for index in range(len(batches)):
+        stream.add(index, read_rows(result_path(store, f"k{index}"), encoding))
+    assert stream.state.shards == 5
+    assert len(list(results_dir(store).glob("*.zip"))) == len(batches)
+
+
 def test_a_finish_before_every_batch_is_an_error(tmp_path: Path, encoding) -> None:
     from lipflow.tasks.contracts.store_layout import StoreError
 

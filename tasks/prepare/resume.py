@@ -212,12 +212,17 @@ def release_work_dir(work_dir: Path) -> None:
     shutil.rmtree(work_dir, ignore_errors=True)
 
 
+def other_runs_alive(store: Path, work_dir: Path) -> bool:
+    """Whether another run of this speaker (not the one owning ``work_dir``) is alive."""
+    return any(folder != Path(work_dir) and owner_alive(folder) for folder in work_dirs(store))
+
+
 def remove_results(store: Path, work_dir: Path) -> bool:
     """Remove the speaker's batch results once its store is written (returns whether it did).
 
     Left in place while another run of the speaker is alive: it may still need them.
     """
-    if any(folder != Path(work_dir) and owner_alive(folder) for folder in work_dirs(store)):
+    if other_runs_alive(store, work_dir):
         return False
     shutil.rmtree(results_dir(store), ignore_errors=True)
     return True

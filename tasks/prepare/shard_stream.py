@@ -27,7 +27,9 @@ shapes. A shard file is written (temp name, rename) before the state names it, a
 batch result is deleted only after the state that covers its clips is saved, so a
 ``kill -9`` at any point leaves either a result or a written shard for every clip. A
 rerun whose plan does not start with the recorded keys (other videos, settings or code)
-discards the folder.
+discards the folder. Two runs of one speaker at once: a run that starts while another
+is alive packs at the end and leaves the shards folder alone, and no run deletes a
+result while another is alive (it may still read it).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,8 +98,12 @@ class ShardStream:
     and moves the shards into the store at :meth:`finish`."""
 
     def __init__(self, work_store: Path, batches: Sequence[Batch], encoding: StoreEncoding,
-                 attrs: Mapping[str, Any]) -> None:
+                 attrs: Mapping[str, Any],
+                 others_alive: Callable[[], bool] = lambda: False) -> None:
         self.work_store = Path(work_store)
+        #: whether another run of the speaker is alive: it may still read the results
+        #: this one has consumed, which then stay until the end (as remove_results does)
+        self.others_alive = others_alive
         self.folder = shards_dir(self.work_store)
         self.batches = list(batches)
         self.encoding = encoding
@@ -215,7 +221,10 @@ class ShardStream:
         self.state.shards += 1
 
     def _drop_results(self) -> None:
-        """Delete the results of consumed batches none of whose clips wait in the queue."""
+        """Delete the results of consumed batches none of whose clips wait in the queue
+        (none while another run of the speaker is alive)."""
+        if self.others_alive():
+            return
         waiting = {index for index, _clip in self._queue}
         for index, key in enumerate(self.state.keys):
             if index not in waiting:

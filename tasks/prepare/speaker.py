@@ -12,6 +12,7 @@ job's videos into batches (:mod:`lipflow.tasks.prepare.batches`) and
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import subprocess
 import tempfile
@@ -36,7 +37,7 @@ from lipflow.tasks.contracts.store_layout import StoreError
 from lipflow.tasks.contracts.store_publish import mark_published
 from lipflow.tasks.prepare.batches import Batch, keyed, plan_batches, video_seconds
 from lipflow.tasks.prepare.results import RESULT_READ_ERRORS, read_rows, store_encoding
-from lipflow.tasks.prepare.resume import result_path
+from lipflow.tasks.prepare.resume import other_runs_alive, result_path
 from lipflow.tasks.prepare.settings import speaker_settings
 from lipflow.tasks.prepare.shard_stream import ShardStream, streamable, utterance_key
 from lipflow.tasks.prepare.video import VideoSettings, order_rows
@@ -160,20 +161,23 @@ class SpeakerAssembly:
     store and clip manifest (:meth:`write`).
 
     When batch order is store order (:func:`~lipflow.tasks.prepare.shard_stream.
-    streamable`: videos with distinct utterance ids) shards are written as batches finish
+    streamable`: videos with distinct utterance ids) and no other run of the speaker is
+    alive (``work_dir`` is this run's), shards are written as batches finish
     and each batch result is deleted once its clips are in shards
     (:class:`~lipflow.tasks.prepare.shard_stream.ShardStream`): temp disk stays near the
     pool's in-flight batches. Otherwise results are kept and packed at the end
     (:func:`pack_store`). Both make the same store, byte for byte.
     """
 
-    def __init__(self, job: SpeakerJob, batches: Sequence[Batch],
-                 attrs: Mapping[str, Any]) -> None:
+    def __init__(self, job: SpeakerJob, batches: Sequence[Batch], attrs: Mapping[str, Any],
+                 work_dir: Path) -> None:
         self.job = job
         self.attrs = dict(attrs)
         self.encoding = store_encoding(job.settings.features)
-        self.stream = (ShardStream(job.work_store, batches, self.encoding, self.attrs)
-                       if streamable(batches) else None)
+        # a run that starts beside a live one leaves the shards folder to that one
+        others = functools.partial(other_runs_alive, job.work_store, work_dir)
+        self.stream = (ShardStream(job.work_store, batches, self.encoding, self.attrs, others)
+                       if streamable(batches) and not others() else None)
         self._rows: dict[int, list[dict[str, Any]]] = {}
 
     @property
