@@ -129,6 +129,19 @@ def _split(value: np.ndarray, chunk: tuple[int, ...]) -> Iterator[np.ndarray]:
         yield np.ascontiguousarray(part)
 
 
+def check_shapes(clips: Sequence[EncodedClip], shapes: Mapping[str, Sequence[int]],
+                 first_index: int) -> None:
+    """Every clip of ``clips`` (store clips ``first_index``, ...) has the store's shapes;
+    else a :class:`StoreError` naming the clip and array."""
+    for offset, clip in enumerate(clips):
+        for key, want in shapes.items():
+            if tuple(clip[key].shape) != tuple(want):
+                raise StoreError(
+                    f"clip {first_index + offset} of the store: '{key}' has shape "
+                    f"{clip[key].shape}, but the store's clips have {tuple(want)} "
+                    "(taken from the first clip); all clips of a store must match")
+
+
 def _chunk_coords(shape: tuple[int, ...], index: int, t: int) -> tuple[int, ...]:
     """Inner-chunk coordinates within a shard of clip ``index``'s ``t``-th chunk."""
     return (index, *((t,) if shape else ()), *((0,) * max(0, len(shape) - 1)))
@@ -168,13 +181,7 @@ def write_store_from_chunks(
             for start in range(0, n, per_shard):
                 block = [first if i == 0 and first is not None else clips[i]()
                          for i in range(start, min(n, start + per_shard))]
-                for offset, clip in enumerate(block):
-                    for key, want in shapes.items():
-                        if clip[key].shape != tuple(want):
-                            raise StoreError(
-                                f"clip {start + offset} of the store: '{key}' has shape "
-                                f"{clip[key].shape}, but the store's clips have {tuple(want)} "
-                                "(taken from the first clip); all clips of a store must match")
+                check_shapes(block, shapes, start)
                 for key, array in arrays.items():
                     _write_shard(array, [clip[key] for clip in block], start // per_shard)
                 bar.update(len(block))

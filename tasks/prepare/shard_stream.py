@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from lipflow.tasks.common.atomic import write_bytes_atomic
-from lipflow.tasks.contracts.store_chunks import ChunkSource, ShardTemplates
+from lipflow.tasks.contracts.store_chunks import ChunkSource, ShardTemplates, check_shapes
 from lipflow.tasks.contracts.store_layout import ARRAY_DTYPES, StoreError
 from lipflow.tasks.contracts.store_writer import StoreEncoding
 from lipflow.tasks.prepare.batches import Batch
@@ -199,14 +199,7 @@ class ShardStream:
         shapes = {key: list(clips[0][key].shape) for key in ARRAY_DTYPES}
         if self.state.shapes is None:
             self.state.shapes = shapes
-        for offset, clip in enumerate(clips):
-            for key, want in self.state.shapes.items():
-                if list(clip[key].shape) != list(want):
-                    raise StoreError(
-                        f"clip {self.state.shards * self.per_shard + offset} of the store: "
-                        f"'{key}' has shape {clip[key].shape}, but the store's clips have "
-                        f"{tuple(want)} (taken from the first clip); all clips of a store "
-                        "must match")
+        check_shapes(clips, self.state.shapes, self.state.shards * self.per_shard)
         if self._templates is None:
             self._templates = ShardTemplates(self.encoding,
                                              {k: tuple(v) for k, v in self.state.shapes.items()},
