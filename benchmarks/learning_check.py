@@ -3,7 +3,8 @@ against trivial baselines measured in the same run.
 
     python benchmarks/learning_check.py --store /work/grid_s1/features/s1.zarr \\
         --minutes-per-model 20 [--models lip2wav avsync] [--size tiny] \\
-        [--test-clips 50] [--threads 1] [--set lip2wav.hidden=128] [--json out.json]
+        [--test-clips 50] [--val-clips 30] [--threads 1] [--set lip2wav.hidden=128] \\
+        [--json out.json]
 
 The store is a real speaker prepared by the CLI, e.g. GRID s1 (1000 public videos) packed
 as a Zenodo-shaped mirror (:func:`lipflow.tasks.corpora.grid.build_sample_archives` with
@@ -20,7 +21,10 @@ in a loop that stops on time instead of an epoch count (wall time, or with ``--c
 the process's CPU time), so two models get the same budget whatever their step cost; the
 budget includes data loading (Gabor features are computed on first use of a clip). The
 split is a ``seen`` split of the store's speakers (:mod:`lipflow.models.splits`):
-``--test-clips`` per speaker held out, the rest trained on.
+``--test-clips`` per speaker held out for scoring, ``--val-clips`` (default 30) more for
+choosing the weights, the rest trained on. The weights scored are the ones that validated
+best by the model's ``best_by`` (:class:`Selection`), as ``lipflow evaluate`` scores
+``best.pt``; ``--val-clips 0`` scores the last weights.
 
 Baselines, on the same held-out clips and scored the same way:
 
