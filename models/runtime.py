@@ -21,9 +21,17 @@ class TrainingError(LipflowError):
 
 
 def select_device(prefer: str | None = None) -> torch.device:
-    """CUDA when present (or ``prefer`` names a device), else CPU."""
+    """CUDA when present (or ``prefer`` names a device), else CPU. A named device that
+    this torch cannot use is a clear error here, not a traceback at the first ``.to()``."""
     if prefer and prefer != "auto":
-        return torch.device(prefer)
+        try:
+            device = torch.device(prefer)
+        except RuntimeError as err:
+            raise TrainingError(f"unknown device {prefer!r}: {err}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise TrainingError(f"device {prefer!r} asked for, but this torch sees no CUDA "
+                                "GPU; use --device cpu or auto")
+        return device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 

@@ -39,6 +39,11 @@ def test_registry_and_device() -> None:
     assert {"lip2wav", "avsync", "gabor"} <= set(registry.MODELS)
     assert runtime.select_device().type in ("cpu", "cuda")
     assert runtime.select_device("cpu").type == "cpu"
+    with pytest.raises(runtime.TrainingError, match="unknown device 'gpu0'"):
+        runtime.select_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(runtime.TrainingError, match="sees no CUDA GPU"):
+            runtime.select_device("cuda")
     with pytest.raises(ConfigError, match="unknown model"):
         registry.spec("wavenet")
 
