@@ -8,24 +8,44 @@ paid again by every DVC stage. Prefect acts on heartbeats only through a zombie-
 automation a user creates, so lipflow's commands run without them unless the user sets
 ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` (then Prefect's own behaviour holds); see
 docs/operations.md.
+
+Exit: a command that ran a flow holds hundreds of thousands of objects (Prefect's and
+pydantic's models), and CPython's last garbage collection at interpreter exit walked them
+all: ~0.35 s of every no-op ``lipflow download`` (2.2 s in all), again in every DVC stage.
+Objects frozen with :func:`gc.freeze` are skipped by that collection, and exit still runs
+every atexit handler (Prefect drains its log and event queues there) and flushes every
+file; only unreachable reference cycles are left for the OS to reclaim with the process.
+The same drain printed ``Still processing items: N items remaining...`` to the terminal
+while it worked: a progress note of Prefect's queue services, silenced (errors still show).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
+import logging
 import os
 
 #: the variable a user sets to keep flow-run heartbeats (for a zombie-flow automation)
 HEARTBEAT_ENV = "PREFECT_FLOWS_HEARTBEAT_FREQUENCY"
+
+#: Prefect's queue services (their loggers are named after the class) whose drain at exit
+#: logs "Still processing items" at warning level
+DRAINING_SERVICES = ("APILogWorker", "EventsWorker")
 
 _held = contextlib.ExitStack()
 atexit.register(_held.close)
 
 
 def use_command_settings() -> bool:
-    """For the rest of this process, run flows without heartbeats unless the user asked
-    for them; returns whether heartbeats were turned off."""
+    """For the rest of this process: a quiet, fast exit, and flows without heartbeats
+    unless the user asked for them; returns whether heartbeats were turned off."""
+    for name in DRAINING_SERVICES:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    # registered before the flow's services start, so it runs after their drain handlers
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
     if os.environ.get(HEARTBEAT_ENV):
         return False
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings

@@ -8,7 +8,13 @@ import pandas as pd
 import pytest
 
 from lipflow.tasks.common.errors import ArchiveError, ConfigError, DownloadError
-from lipflow.tasks.contracts.raw_manifest import RAW_COLUMNS, file_sha256, read_raw_manifest
+from lipflow.tasks.contracts.raw_manifest import (
+    RAW_COLUMNS,
+    ManifestError,
+    file_sha256,
+    read_raw_columns,
+    read_raw_manifest,
+)
 from lipflow.tasks.corpora import grid
 from lipflow.tasks.corpora.grid import (
     ALIGNMENT_FOLDER,
@@ -165,6 +171,44 @@ def test_second_run_no_traffic_and_files_untouched(zenodo_dir: Path, tmp_path: P
         download_grid(["s1"], root, server.base_url)
         assert server.count == 0
         assert read_raw_manifest(root / "manifests" / "s1.parquet").shape[0] == 3
+
+        # A manifest that is not one (garbage, or a Parquet file without the columns) or
+        # a listed file gone: the speaker is done again, from the cached archives.
+        manifest = root / "manifests" / "s1.parquet"
+        for damage in ("garbage", "columns"):
+            if damage == "garbage":
+                manifest.write_bytes(b"not parquet")
+            else:
+                pd.DataFrame({"speaker": ["s1"]}).to_parquet(manifest)
+            with pytest.raises(ManifestError, match="s1.parquet"):
+                read_raw_columns(manifest, ("source_url",))
+            download_grid(["s1"], root, server.base_url)
+            assert server.count == 0 and listing(root).keys() == before.keys()
+        video = root / read_raw_manifest(manifest)["video_path"].iloc[0]
+        video.unlink()
+        download_grid(["s1"], root, server.base_url)
+        assert server.count == 0 and video.is_file()
+
+
+def test_complete_check_reads_no_pandas(zenodo_dir: Path, tmp_path: Path) -> None:
+    """Finding a speaker already in place (every rerun of a download stage) reads three
+    columns with pyarrow alone: pandas (~0.3 s to import) stays out of the command."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "root"
+    with serve(zenodo_dir) as server:
+        download_grid(["s1"], root, server.base_url)
+        probe = ("import sys\n"
+                 "from pathlib import Path\n"
+                 "from lipflow.tasks.corpora.grid import _speaker_complete, mirror_urls\n"
+                 f"url = mirror_urls({server.base_url!r}, 's1').video.url\n"
+                 f"print(_speaker_complete(Path({str(root)!r}), 's1', url),\n"
+                 "      'pandas' in sys.modules)\n")
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                              timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False"]
 
 
 def test_resume_after_cut_in_speaker_archive(zenodo_dir: Path, tmp_path: Path) -> None:

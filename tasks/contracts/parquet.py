@@ -12,9 +12,8 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -26,6 +25,9 @@ from lipflow.tasks.common.object_store import (
     filesystem,
     is_url,
 )
+
+if TYPE_CHECKING:  # pandas costs ~0.3 s to import: only readers pay it (to_pandas)
+    import pandas as pd
 
 
 class ManifestError(LipflowError):

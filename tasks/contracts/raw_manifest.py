@@ -8,14 +8,17 @@ is always complete and well-typed.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from lipflow.tasks.contracts.parquet import ManifestError, read_manifest, write_manifest  # noqa: F401 (re-exported: callers catch it from here)
+
+if TYPE_CHECKING:  # pandas costs ~0.3 s to import: only readers pay it (to_pandas)
+    import pandas as pd
 
 WORD_TIMING = pa.struct(
     [("word", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64())]
@@ -48,6 +51,23 @@ def write_raw_manifest(rows: Iterable[Mapping[str, Any]], path: Path) -> Path:
 def read_raw_manifest(path: Path) -> pd.DataFrame:
     """Read a raw manifest, checking that it has the documented columns."""
     return read_manifest(path, RAW_SCHEMA, "raw manifest", "lipflow download")
+
+
+def read_raw_columns(path: Path, columns: Sequence[str]) -> dict[str, list[Any]]:
+    """Some columns of a local raw manifest as lists, without pandas.
+
+    Why not :func:`read_raw_manifest`: ``pq.read_table`` goes through ``pyarrow.dataset``,
+    which imports pandas (~0.3 s), and a download that finds everything in place (every
+    ``dvc repro`` of a download stage) only needs three columns to say so. A file that
+    is not a raw manifest (missing columns, not Parquet) raises ``ManifestError``."""
+    try:
+        parquet = pq.ParquetFile(path)
+        missing = [c for c in columns if c not in parquet.schema_arrow.names]
+        if missing:
+            raise ManifestError(f"{path} is not a raw manifest: missing columns {missing}")
+        return parquet.read(columns=list(columns)).to_pydict()
+    except (pa.ArrowException, OSError) as err:
+        raise ManifestError(f"cannot read raw manifest {path}: {err}") from None
 
 
 def file_sha256(path: Path, chunk_bytes: int = 1 << 20) -> str:

@@ -50,7 +50,11 @@ import requests
 
 from lipflow.tasks.common.atomic import atomic_path
 from lipflow.tasks.common.errors import ArchiveError, ConfigError, LipflowError
-from lipflow.tasks.contracts.raw_manifest import file_sha256, read_raw_manifest, write_raw_manifest
+from lipflow.tasks.contracts.raw_manifest import (
+    file_sha256,
+    read_raw_columns,
+    write_raw_manifest,
+)
 from lipflow.tasks.fetch.archives import safe_extract
 from lipflow.tasks.fetch.http import fetch
 from lipflow.tasks.settings.paths import raw_manifest_path
@@ -368,14 +372,14 @@ def _speaker_complete(root: Path, speaker: str, source_url: str) -> bool:
     if not path.is_file():
         return False
     try:
-        table = read_raw_manifest(path)
+        table = read_raw_columns(path, ("source_url", "video_path", "alignment_path"))
     except (LipflowError, OSError, ValueError):
         return False
-    if table.empty or set(table["source_url"]) != {source_url}:
+    if not table["source_url"] or set(table["source_url"]) != {source_url}:
         return False
     for column in ("video_path", "alignment_path"):
-        for relative in table[column].dropna():
-            if not (root / relative).is_file():
+        for relative in table[column]:
+            if relative is not None and not (root / relative).is_file():
                 return False
     return True
 
