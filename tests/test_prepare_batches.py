@@ -59,10 +59,14 @@ def test_batches_pack_greedily_in_manifest_order_by_duration() -> None:
     assert len(plan_batches(records, seconds, 1e9)) == 1
 
 
-def test_default_batch_holds_100_grid_videos() -> None:
-    batches = plan_batches([record(f"u{i}") for i in range(250)], [3.0] * 250,
+def test_default_batch_holds_a_shard_of_grid_videos() -> None:
+    """64 3-s GRID videos a task: one store shard's clips (features.store.clips_per_shard)."""
+    from lipflow.tasks.settings.schema import Store
+
+    batches = plan_batches([record(f"u{i}") for i in range(150)], [3.0] * 150,
                            task_seconds({}))
-    assert [len(b.records) for b in batches] == [100, 100, 50]
+    assert [len(b.records) for b in batches] == [64, 64, 22]
+    assert len(batches[0].records) == Store().clips_per_shard
 
 
 def test_task_seconds_cli_wins_over_params_and_must_be_positive() -> None:

@@ -4,9 +4,12 @@ Why batches: a 3-s GRID video preprocesses in ~0.1 s of CPU, while one Prefect t
 (task-run record, state changes, API calls, result handling) costs a sizeable fraction
 of that again; a whole GRID speaker as 1000 tasks ran at ~5.4x realtime per core,
 against 26.5x for :func:`~lipflow.tasks.prepare.video.preprocess_video` in a plain loop.
-A task of ``runtime.task_seconds_of_video`` seconds (default 300: 100 GRID videos) makes
-Prefect's share small, while a long Lip2Wav video, alone longer than that, still gets a
-task of its own so the pool stays busy.
+A task of ``runtime.task_seconds_of_video`` seconds (default 192: 64 GRID videos, one
+store shard of 3-s clips) makes Prefect's share small, while a long Lip2Wav video, alone
+longer than that, still gets a task of its own so the pool stays busy. Why a shard's
+worth: the driver cuts a shard once the batches before it are done, so what waits on
+disk is the batches finished ahead of a slower one; on GRID s1 (2 workers) that peaked at
+108 MB with 64-video batches against 170 MB with 100 (a shard is ~35 MB).
 
 Why the container header: durations come from :func:`lipflow.tasks.media.probe.probe`,
 which reads no frames (~1 ms a video), so the driver plans without decoding. A video

@@ -825,9 +825,11 @@ class Runtime(Section):
     address: str | None = Field(None, description=(
         "an existing Dask scheduler (`tcp://host:8786`) or Ray head; null = start one"))
     max_workers: int | None = Field(None, ge=1, description="local pool size (null = one per core)")
-    task_seconds_of_video: float = Field(300.0, gt=0, description=(
-        "`prepare` packs videos into one task until they hold this many seconds (300 = 100 "
-        "GRID videos; a longer video is a task of its own); the CLI's `--task-seconds` wins"))
+    task_seconds_of_video: float = Field(192.0, gt=0, description=(
+        "`prepare` packs videos into one task until they hold this many seconds (192 = 64 "
+        "GRID videos: one store shard of 3-s clips, so results waiting for an earlier "
+        "batch stay near a shard per worker; a longer video is a task of its own); the "
+        "CLI's `--task-seconds` wins"))
 
 
 class Schedule(Section):
