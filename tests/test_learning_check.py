@@ -7,10 +7,8 @@ whether a model learns is for the script on real GRID, never for the suite.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,18 +16,14 @@ import torch
 
 from lipflow.models.registry import MODELS
 from lipflow.tasks.settings.project import load_params
+from tests.support.benchmark_scripts import load_benchmark
 from tests.support.clips import build_store
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "learning_check.py"
 SPEECH_METRICS = {"corr2", "stoi", "wer"}
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("learning_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["learning_check"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("learning_check")
 
 
 @pytest.fixture()

@@ -4,9 +4,7 @@ another quality."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,17 +14,12 @@ import zarr
 from lipflow.tasks.common.errors import LipflowError
 from lipflow.tasks.contracts.clip_manifest import read_clip_manifest
 from lipflow.tasks.contracts.store_layout import manifest_path_for
+from tests.support.benchmark_scripts import load_benchmark
 from tests.support.clips import build_store
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "subset_store.py"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("subset_store", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["subset_store"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("subset_store")
 
 
 def _inner_jpeg(meta: dict) -> dict:
