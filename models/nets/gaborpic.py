@@ -17,6 +17,7 @@ from lipflow.models.nets.gabor import (  # noqa: F401  (the registry's hooks)
     GaborSpeech,
     loss,
     predict,
+    recalibrate,
     target,
     to_waveform,
     train_step,
