@@ -46,7 +46,13 @@ def load_model(model_name: str, checkpoint: Path, device: torch.device | None = 
     device = device or select_device()
     ckpt = read_checkpoint(checkpoint, model_name, device)
     model = spec(model_name).build(ckpt["cfg"]).to(device)
-    model.load_state_dict(ckpt["model"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, ValueError) as err:  # e.g. a gabor checkpoint from before `level`
+        raise TrainingError(
+            f"{checkpoint} does not fit today's {model_name} network; run lipflow train "
+            f"{model_name} again ({str(err).splitlines()[0]})"
+        ) from None
     model.eval()
     return model, ckpt["cfg"]
 

@@ -382,3 +382,23 @@ def test_recalibrate_restores_the_decoder_level_the_loss_cannot_see(module) -> N
     torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)
     state = model.state_dict()  # the level travels with the checkpoints
     assert float(state["autoencoder.level"]) == pytest.approx(float(ae.level))
+
+
+def test_checkpoint_from_before_the_level_is_a_clear_error(tmp_path) -> None:
+    """``best.pt`` written before ``autoencoder.level`` existed: one line naming the fix
+    (train again), not a state-dict traceback from ``lipflow evaluate`` / ``synthesize``."""
+    from lipflow.models.checkpoints import save_best
+    from lipflow.models.evaluation import load_model
+    from lipflow.models.runtime import TrainingError
+
+    cfg = tiny_cfg("gabor")
+    model = gabor.build(cfg)
+    path = tmp_path / "best.pt"
+    save_best(path, "gabor", model, cfg, epoch=1)
+    loaded, _ = load_model("gabor", path, torch.device("cpu"))
+    assert not loaded.training
+    old = {k: v for k, v in model.state_dict().items() if k != "autoencoder.level"}
+    torch.save({"model_name": "gabor", "model": old, "cfg": cfg, "epoch": 1}, path)
+    with pytest.raises(TrainingError, match="does not fit today's gabor network; run "
+                                            "lipflow train gabor again"):
+        load_model("gabor", path, torch.device("cpu"))
