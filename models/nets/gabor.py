@@ -57,6 +57,7 @@ import torch
 from torch import nn
 
 from lipflow.models.nets import gabor_features as gf
+from lipflow.models.runtime import to_device
 from lipflow.models.training_step import StepContext, single_loss_step
 from lipflow.tasks.common.errors import ConfigError
 from lipflow.tasks.features import auditory
@@ -463,7 +464,7 @@ def recalibrate(model: GaborSpeech, batches: Iterable[Mapping[str, Any]],
         for i, batch in enumerate(batches):
             if i >= CALIBRATION_BATCHES:
                 break
-            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            batch = to_device(batch, device)
             frames = _frames(model, batch).reshape(-1, auditory.N_CHANNELS)
             frames_sum += float(frames.double().sum())
             recon_sum += float(ae.decoder(ae.encode(frames)).double().sum())
