@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -79,7 +78,7 @@ def subset_store(store: Path, out: Path, clips: int, seed: int = 0,
     with atomic_path(out) as tmp:
         tmp.mkdir(parents=True)
         meta = json.loads((store / "zarr.json").read_text())
-        encoding = meta["attributes"].get("encoding", {})
+        encoding = meta["attributes"].setdefault("encoding", {})
         for name, quality in (jpeg_quality or {}).items():
             encoding.setdefault("jpeg_quality", {})[name] = int(quality)
         meta["attributes"]["subset_of"] = {"store": str(store), "clips": clips, "seed": seed,
@@ -123,8 +122,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--jpeg-quality wants ARRAY=Q, got {item!r}")
         qualities[name] = int(value)
     try:
-        if args.out.exists():
-            shutil.rmtree(args.out)
         sizes = subset_store(args.store, args.out, args.clips, args.seed, args.skip_data,
                              qualities, args.subsampling)
     except LipflowError as err:

@@ -69,5 +69,8 @@ def test_subset_rejects_bad_requests(tmp_path: Path) -> None:
     with pytest.raises(LipflowError, match="not JPEG-encoded"):
         tool.subset_store(store, tmp_path / "c.zarr", 2, jpeg_quality={"mel": 50})
     assert not (tmp_path / "c.zarr").exists()
-    assert tool.main(["--store", str(store), "--out", str(tmp_path / "d.zarr"),
-                      "--clips", "9"]) == 2
+    done = tmp_path / "d.zarr"
+    assert tool.main(["--store", str(store), "--out", str(done), "--clips", "2"]) == 0
+    before = sorted(p.relative_to(done) for p in done.rglob("*"))
+    assert tool.main(["--store", str(store), "--out", str(done), "--clips", "9"]) == 2
+    assert sorted(p.relative_to(done) for p in done.rglob("*")) == before  # left as it was
