@@ -98,10 +98,29 @@ def _orchestrate() -> None:
     run without Prefect's heartbeat thread unless asked (``lipflow.flows.prefect_settings``).
     """
     from lipflow.flows.prefect_settings import use_command_settings
-    from lipflow.tasks.common.prefect_server import ensure_server
+    from lipflow.tasks.common.prefect_server import ensure_server, ephemeral_mode
 
+    if not ephemeral_mode():
+        _start_command_server()  # first, so its imports overlap a Prefect server's start
     ensure_server()
     use_command_settings()
+
+
+def _start_command_server() -> None:
+    """Start the project's warm command server for the next commands, if none runs.
+
+    Only for a command that came through the ``lipflow`` launcher (which recorded the
+    environment it started with, the one later commands will send); never in tests that
+    call :data:`app` in-process. See :mod:`lipflow.flows.command_server`.
+    """
+    from lipflow.flows import launcher
+
+    if launcher.RAW_ENV is None:
+        return
+    from lipflow.flows.command_server import start_in_background
+    from lipflow.tasks.common.prefect_server import prefect_home
+
+    start_in_background(prefect_home(), launcher.RAW_ENV)
 
 
 def _check_runner(runner: str | None, address: str | None,
@@ -699,7 +718,8 @@ def server_status() -> None:
     """Print the UI URL of the running local server, or "not running"."""
     import os
 
-    from lipflow.tasks.common.prefect_server import running
+    from lipflow.flows.command_server import status
+    from lipflow.tasks.common.prefect_server import prefect_home, running
 
     state = running()
     if state is not None:
@@ -708,23 +728,32 @@ def server_status() -> None:
         typer.echo(f"not running here; PREFECT_API_URL={os.environ['PREFECT_API_URL']}")
     else:
         typer.echo("not running")
+    warm = status(prefect_home())
+    typer.echo(f"command server: running (pid {warm})" if warm is not None
+               else "command server: not running")
 
 
 @server_app.command("start")
 @reports_errors
 def server_start() -> None:
-    """Start the local server under PREFECT_HOME (or reuse the running one); print its UI."""
+    """Start the local server under PREFECT_HOME (or reuse the running one) and the warm
+    command server; print the UI."""
     from lipflow.tasks.common.prefect_server import start_server
 
+    _start_command_server()
     typer.echo(f"running at {start_server().ui_url}")
 
 
 @server_app.command("stop")
 @reports_errors
 def server_stop() -> None:
-    """Stop the local server and remove its state file."""
-    from lipflow.tasks.common.prefect_server import stop_server
+    """Stop the local server (and the warm command server) and remove its state file."""
+    from lipflow.flows.command_server import stop
+    from lipflow.tasks.common.prefect_server import prefect_home, stop_server
 
+    warm = stop(prefect_home())
+    if warm is not None:
+        typer.echo(f"stopped the command server (pid {warm})")
     state = stop_server()
     typer.echo(f"stopped the server at {state.ui_url}" if state else "not running")
 

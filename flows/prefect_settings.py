@@ -38,9 +38,23 @@ _held = contextlib.ExitStack()
 atexit.register(_held.close)
 
 
+def _reread_environment() -> None:
+    """Prefect reads the environment into its global settings when first imported; in a
+    command forked from the warm command server (:mod:`lipflow.flows.command_server`)
+    that import happened before this command's environment (``PREFECT_API_URL`` above
+    all) was set, so the settings are read again. A no-op cost (~ms) elsewhere."""
+    import sys
+
+    if "prefect.context" in sys.modules:
+        from prefect.context import refresh_global_settings_context
+
+        refresh_global_settings_context()
+
+
 def use_command_settings() -> bool:
     """For the rest of this process: a quiet, fast exit, and flows without heartbeats
     unless the user asked for them; returns whether heartbeats were turned off."""
+    _reread_environment()
     for name in DRAINING_SERVICES:
         logging.getLogger(name).setLevel(logging.ERROR)
     # registered before the flow's services start, so it runs after their drain handlers

@@ -54,10 +54,13 @@ def prefect_harness():
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Stop the server that `lipflow` subprocesses started in the session's PREFECT_HOME."""
+    """Stop the servers that `lipflow` subprocesses started in the session's PREFECT_HOME
+    (the Prefect server and the warm command server)."""
     if _OWN_PREFECT_HOME and not hasattr(session.config, "workerinput"):  # xdist: controller
+        from lipflow.flows.command_server import stop
         from lipflow.tasks.common.prefect_server import stop_server
 
+        stop(Path(os.environ["PREFECT_HOME"]))
         stop_server(Path(os.environ["PREFECT_HOME"]))
 
 

@@ -23,26 +23,14 @@ from typing import Any
 import yaml
 
 from lipflow.tasks.common.errors import ConfigError
+from lipflow.tasks.settings.project_folder import PARAMS_FILE, find_project
 from lipflow.tasks.settings.schema import Params
 from lipflow.tasks.settings.validation import complete, validate
 
-PARAMS_FILE = "params.yaml"
 #: Environment variable naming a params file to use instead of the project's.
 PARAMS_ENV = "LIPFLOW_PARAMS"
 #: How messages name the settings when no file is read.
 BUILT_IN = "lipflow's built-in defaults"
-
-
-def find_project(start: Path | None = None) -> Path | None:
-    """The project root (``LIPFLOW_ROOT``, or the nearest folder up with ``params.yaml``)."""
-    env = os.environ.get("LIPFLOW_ROOT")
-    if env:
-        return Path(env).resolve()
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / PARAMS_FILE).is_file():
-            return folder
-    return None
 
 
 def project_root(start: Path | None = None) -> Path:
