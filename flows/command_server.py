@@ -252,10 +252,11 @@ def become_command(forked: _Forked) -> int:
     atexit.register(_report_exit, conn)  # registered first, so it runs last
     threading.Thread(target=_die_with_client, args=(conn,), daemon=True).start()
     send_frame(conn, {"pid": os.getpid()})
-    from lipflow.flows.cli import app
+    from lipflow.flows.launcher import CLI_APP
 
+    module, attr = CLI_APP.split(":")
     try:
-        app(args=sys.argv[1:], prog_name="lipflow")
+        getattr(importlib.import_module(module), attr)(args=sys.argv[1:], prog_name="lipflow")
     except SystemExit as done:
         code = done.code
     else:  # pragma: no cover - click's standalone mode always exits

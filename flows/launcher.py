@@ -44,6 +44,8 @@ MAX_SOCKET_PATH = 100
 IMPORT_TIME_PREFIXES = ("PREFECT_", "LIPFLOW_", "PYTHON", "OMP_", "MKL_", "KMP_",
                         "OPENBLAS_", "TORCH", "CUDA", "GLOG_", "TF_", "LD_", "DO_NOT_TRACK",
                         "DVC_NO_ANALYTICS", "MPLBACKEND", "NUMBA_", "VIRTUAL_ENV")
+#: the typer app this entry point runs (here or in a command server's fork)
+CLI_APP = "lipflow.flows.cli:app"
 #: commands that manage the servers themselves always run here
 LOCAL_COMMANDS = frozenset({"server"})
 
@@ -189,6 +191,7 @@ def main() -> None:  # pragma: no cover - the console entry point (tested throug
         code = run_on_server(argv, RAW_ENV)
         if code is not None:
             sys.exit(code)
-    from lipflow.flows.cli import app
+    import importlib
 
-    sys.exit(app())
+    module, attr = CLI_APP.split(":")
+    sys.exit(getattr(importlib.import_module(module), attr)())

@@ -260,6 +260,16 @@ def _command_name(call: ast.Call, default: str) -> str:
     return _name_keyword(call, default)
 
 
+def _cli_app(tree: ast.Module) -> str | None:
+    """The ``"module:attr"`` of a module-level ``CLI_APP = ...`` string, if any."""
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "CLI_APP"
+                                                 for t in node.targets)
+                and isinstance(node.value, ast.Constant) and ":" in str(node.value.value)):
+            return str(node.value.value)
+    return None
+
+
 @dataclass(frozen=True)
 class Cli:
     """A typer CLI read from its module's source: commands, groups and callbacks."""
@@ -271,6 +281,10 @@ class Cli:
     commands: Mapping[tuple[str, str], ast.FunctionDef]  # (typer object, command name)
     groups: Mapping[tuple[str, str], str]  # (typer object, group name) -> typer object
     callbacks: Mapping[str, tuple[ast.FunctionDef, ...]]
+    #: an entry point in front of the typer app (a module-level ``CLI_APP = "m:app"``
+    #: names the app it runs): its file, and the modules it imports, for every command
+    entry_path: Path | None = None
+    entry_seeds: frozenset[str] = frozenset()
 
     @classmethod
     def read(cls, layout: Layout, script: str) -> Cli:
@@ -282,6 +296,15 @@ class Cli:
         if path is None:
             raise StageDepsError(f"script '{script}' names {module}, which is not a project file")
         tree = ast.parse(path.read_text(), filename=str(path))
+        entry_path, entry_seeds = None, frozenset[str]()
+        named = _cli_app(tree)
+        if named is not None:
+            entry_path, entry_seeds = path, frozenset(imported_modules(tree, module, False))
+            module, app = named.split(":", 1)
+            path = layout.file(module)
+            if path is None:
+                raise StageDepsError(f"{entry_path} runs {module}, which is not a project file")
+            tree = ast.parse(path.read_text(), filename=str(path))
         commands: dict[tuple[str, str], ast.FunctionDef] = {}
         callbacks: dict[str, list[ast.FunctionDef]] = {}
         groups: dict[tuple[str, str], str] = {}
@@ -301,7 +324,7 @@ class Cli:
                     sub = call.args[0].id
                     groups[(found[0], _name_keyword(call, sub))] = sub
         return cls(module, path, tree, app, commands, groups,
-                   {k: tuple(v) for k, v in callbacks.items()})
+                   {k: tuple(v) for k, v in callbacks.items()}, entry_path, entry_seeds)
 
     def command(self, argv: list[str]) -> tuple[ast.FunctionDef, list[ast.FunctionDef]]:
         """The function ``argv`` (after the script name) runs, and the callbacks before it."""
@@ -354,7 +377,8 @@ def stage_closure(layout: Layout, cli_cache: dict[str, Cli], stage: Stage) -> se
                                  f"only [project.scripts] commands are understood")
         cli = cli_cache.get(argv[0]) or cli_cache.setdefault(argv[0], Cli.read(layout, argv[0]))
         function, callbacks = cli.command(argv[1:])
-        code = import_closure(layout, cli.seeds(function, callbacks), {cli.path})
+        code = import_closure(layout, cli.seeds(function, callbacks) | cli.entry_seeds,
+                              {cli.path, *filter(None, [cli.entry_path])})
         files |= code | package_data(layout, code)
     return {p.relative_to(layout.root).as_posix() for p in files}
 
