@@ -6,6 +6,7 @@ and are always stopped in a ``finally``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -72,7 +73,8 @@ def test_start_once_reuse_status_and_stop(home: Path) -> None:
 
         again = ps.start_server(home)  # a later command: same server, no new process
         assert again == state
-        assert _status(home) == f"running at {state.ui_url} (pid {state.pid})"
+        assert _status(home) == (f"running at {state.ui_url} (pid {state.pid})\n"
+                                 "command server: not running")
         assert "Check out the dashboard" in (home / ps.LOG_FILE).read_text()  # logs go there
     finally:
         stopped = ps.stop_server(home)
@@ -80,7 +82,7 @@ def test_start_once_reuse_status_and_stop(home: Path) -> None:
     assert not (home / ps.STATE_FILE).exists()
     assert not ps.healthy(state.api_url)
     assert not ps._alive(state.pid)
-    assert _status(home) == "not running"
+    assert _status(home) == "not running\ncommand server: not running"
     assert ps.stop_server(home) is None
 
 
@@ -108,3 +110,31 @@ def test_stale_state_is_replaced_and_a_deleted_home_stops_the_server(home: Path)
             ps._terminate(state.pid)
         bystander.kill()
         bystander.wait()
+
+
+def test_a_new_home_starts_from_the_migrated_template(tmp_path: Path, monkeypatch) -> None:
+    """The first migrated database (WAL mode, server still writing) becomes a one-file
+    template; a home without ``prefect.db`` gets a copy, a home with one keeps its own."""
+    import sqlite3
+
+    template = tmp_path / "cache" / "prefect-x.db"
+    monkeypatch.setattr(ps, "database_template", lambda: template)
+    first = tmp_path / "first"
+    first.mkdir()
+    live = sqlite3.connect(first / ps.DATABASE_FILE)
+    live.execute("PRAGMA journal_mode=WAL")
+    live.execute("CREATE TABLE alembic_version (version_num TEXT)")
+    live.execute("INSERT INTO alembic_version VALUES ('head')")
+    live.commit()  # still open: its rows are in the -wal file, not yet in prefect.db
+    ps.keep_database_template(first / ps.DATABASE_FILE)
+    live.close()
+    assert template.is_file() and not template.with_name(template.name + "-wal").exists()
+
+    fresh, kept = tmp_path / "fresh", tmp_path / "kept"
+    fresh.mkdir()
+    kept.mkdir()
+    (kept / ps.DATABASE_FILE).write_bytes(b"own")
+    assert ps._seed_database(fresh) and not ps._seed_database(kept)
+    with contextlib.closing(sqlite3.connect(fresh / ps.DATABASE_FILE)) as copy:
+        assert copy.execute("SELECT version_num FROM alembic_version").fetchall() == [("head",)]
+    assert (kept / ps.DATABASE_FILE).read_bytes() == b"own"
