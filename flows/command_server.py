@@ -122,11 +122,16 @@ def _preload() -> None:
     from lipflow.tasks.common.process import configure_process
 
     configure_process()
-    names = list(PRELOAD)
+    names = []
     for package in ("lipflow.flows", "lipflow.tasks", "lipflow.models"):
         module = importlib.import_module(package)
         names += [info.name for info in pkgutil.walk_packages(module.__path__, f"{package}.")
                   if not info.name.endswith("__main__")]
+    # lipflow's modules first, the lazily imported libraries after, as in a command: their
+    # atexit handlers then run in the same order (LIFO). MediaPipe's, which makes closing a
+    # detector at exit a no-op, must run before lipflow's detector clean-up, or that
+    # clean-up hits an executor that interpreter shutdown already stopped.
+    names += PRELOAD
     for name in names:
         with contextlib.suppress(Exception):
             importlib.import_module(name)
