@@ -60,6 +60,12 @@ from lipflow.flows.launcher import (
 #: the libraries lipflow imports inside functions, where a cold process needs them late
 PRELOAD = ("prefect", "prefect.artifacts", "prefect.client.orchestration", "prefect.context",
            "prefect.task_runners", "torch", "torch._dynamo", "torch.optim", "librosa",
+           # librosa loads these on first attribute use (lazy_loader), with their numba
+           # kernels: 2.5 s of a sample speaker's first mel spectrogram
+           "librosa.core.audio", "librosa.core.spectrum", "librosa.core.convert",
+           "librosa.filters", "librosa.feature", "librosa.effects", "librosa.util",
+           "librosa.util.utils", "ai_edge_litert.interpreter", "mediapipe.tasks.c",
+           "pyarrow.dataset", "pyarrow.pandas_compat",
            "scipy.io", "scipy.signal", "sklearn.metrics", "pystoi", "pesq", "pocketsphinx",
            "jiwer", "pandas", "zarr", "mediapipe", "mediapipe.tasks", "av", "threadpoolctl",
            "tqdm", "yt_dlp")
