@@ -66,6 +66,13 @@ PRELOAD = ("prefect", "prefect.artifacts", "prefect.client.orchestration", "pref
            "librosa.filters", "librosa.feature", "librosa.effects", "librosa.util",
            "librosa.util.utils", "ai_edge_litert.interpreter", "mediapipe.tasks.c",
            "pyarrow.dataset", "pyarrow.pandas_compat",
+           # what Prefect's engines load at a flow's first run (fastapi and graphviz too)
+           "prefect.flow_engine", "prefect.task_engine", "prefect.engine",
+           "prefect.concurrency.sync", "prefect.concurrency.v1.context",
+           "prefect.telemetry.run_telemetry", "prefect.utilities.visualization",
+           "prefect._internal.control_listener", "prefect._internal.retries", "fastapi",
+           "opentelemetry.metrics", "opentelemetry._logs", "imagecodecs._jpeg8",
+           "torch.utils.serialization",
            "scipy.io", "scipy.signal", "sklearn.metrics", "pystoi", "pesq", "pocketsphinx",
            "jiwer", "pandas", "zarr", "mediapipe", "mediapipe.tasks", "av", "threadpoolctl",
            "tqdm", "yt_dlp")
