@@ -354,6 +354,10 @@ def track(
     """Show what prepare does with VIDEO: its windows, face track, mouth window and verdicts."""
     _use_params(params_file)
     _check_detector(detector)
+    if not video.is_file():  # before OpenCV and MediaPipe load (~2 s on a slow machine)
+        from lipflow.tasks.common.errors import MediaError
+
+        raise MediaError(f"{video}: no such file")
     from lipflow.tasks.faces.overlay import write_track_video
     from lipflow.tasks.prepare.settings import speaker_settings
 
