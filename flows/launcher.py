@@ -44,6 +44,9 @@ MAX_SOCKET_PATH = 100
 IMPORT_TIME_PREFIXES = ("PREFECT_", "LIPFLOW_", "PYTHON", "OMP_", "MKL_", "KMP_",
                         "OPENBLAS_", "TORCH", "CUDA", "GLOG_", "TF_", "LD_", "DO_NOT_TRACK",
                         "DVC_NO_ANALYTICS", "MPLBACKEND", "NUMBA_", "VIRTUAL_ENV")
+#: how long the hand-over (connect, request, the fork's pid) may take before the command
+#: runs in this process instead; the server answers in milliseconds when it is healthy
+HANDOVER_TIMEOUT_S = 30.0
 #: the typer app this entry point runs (here or in a command server's fork)
 CLI_APP = "lipflow.flows.cli:app"
 #: commands that manage the servers themselves always run here
@@ -133,11 +136,13 @@ def run_on_server(argv: list[str], env: Mapping[str, str]) -> int | None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stdin_fd, close_stdin = _stdin_to_pass()
     try:
+        sock.settimeout(HANDOVER_TIMEOUT_S)  # a wedged server: run here instead of waiting
         sock.connect(os.fspath(path))
         send_frame(sock, {"argv": argv, "cwd": os.getcwd(), "env": dict(env),
                           "executable": sys.executable}, [stdin_fd, 1, 2])
         reply, _ = recv_frame(sock)
-    except OSError:
+        sock.settimeout(None)  # the command itself may run for hours
+    except OSError:  # socket.timeout included
         sock.close()
         return None
     finally:
