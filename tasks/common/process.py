@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from importlib.resources import files
 
-from lipflow.tasks.settings.project import find_project
+from lipflow.tasks.settings.project_folder import find_project, prefect_home_for
 
 #: Prefect logging config that keeps user errors to one line on the console.
 LOGGING_CONFIG = str(files("lipflow.flows") / "logging.yml")
@@ -38,7 +38,6 @@ def configure_process() -> None:
     """
     for key, value in DEFAULTS.items():
         os.environ.setdefault(key, value)
-    project = find_project()
-    if project is not None:
-        os.environ.setdefault("PREFECT_HOME", str(project / ".prefect"))
+    if find_project() is not None:  # the launcher finds the command server by this rule
+        os.environ.setdefault("PREFECT_HOME", str(prefect_home_for(os.environ)))
     os.environ.setdefault("PREFECT_LOGGING_CONFIG_PATH", LOGGING_CONFIG)
