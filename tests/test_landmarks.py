@@ -21,6 +21,7 @@ from lipflow.tasks.faces.landmarks import (
     LIP_CORNERS,
     MODEL_PATH,
     NUM_POINTS,
+    FaceMesh,
     face_landmarks,
 )
 from lipflow.tasks.faces.tracking import track_face, tracking_options
@@ -68,6 +69,25 @@ def test_strided_landmarks_match_every_frame_where_computed(clip):
     assert np.allclose(strided.points[::2], full.points[::2], atol=1e-3)
     between = np.abs(strided.points[1::2] - full.points[1::2]).mean()
     assert between < 1.5  # interpolated frames are close to the model's own answer
+    assert full.measured is None  # every frame measured
+    third = face_landmarks(frames, track.boxes, every=3)
+    expected = np.zeros(len(frames), dtype=bool)
+    expected[::3] = expected[-1] = True
+    assert np.array_equal(third.measured, expected)
+    assert np.allclose(third.points[expected], full.points[expected], atol=1e-3)
+
+
+def test_tail_frames_go_through_a_smaller_batch_not_padding(clip):
+    frames, track = clip
+    mesh = FaceMesh()
+    assert mesh._batches(26) == [(0, 8, 8), (8, 8, 8), (16, 8, 8), (24, 2, 2)]
+    assert mesh._batches(20) == [(0, 8, 8), (8, 8, 8), (16, 4, 4)]
+    assert mesh._batches(3) == [(0, 3, 4)]
+    assert mesh._batches(8) == [(0, 8, 8)]
+    # a frame's landmarks do not depend on the batch it went through
+    eleven = face_landmarks(frames[:11], track.boxes[:11], mesh=mesh)  # 8 + 4 (3 used)
+    alone = face_landmarks(frames[8:11], track.boxes[8:11], mesh=mesh)  # 4 (3 used)
+    assert np.allclose(eleven.points[8:], alone.points, atol=1e-3)
 
 
 def test_similarity_recovers_a_known_transform():
@@ -118,6 +138,7 @@ def test_short_window_pads_landmarks_to_the_window(clip):
     crops = WindowCropper({})(frames[:40], 75)
     assert crops.landmarks.points.shape[0] == 75
     assert np.allclose(crops.landmarks.points[40:], crops.landmarks.points[39])
+    assert not crops.landmarks.measured[40:].any() and crops.landmarks.measured[39]
 
 
 def test_warp_needs_one_map_per_frame(clip):

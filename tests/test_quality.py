@@ -9,6 +9,7 @@ import pytest
 
 from lipflow.tasks.contracts.clip_manifest import CLIP_COLUMNS, write_clip_manifest
 from lipflow.tasks.faces.landmarks import NUM_POINTS, Landmarks
+from lipflow.tasks.faces.tracking import detection_frames, fill_gaps
 from lipflow.tasks.media.yuv import YuvFrame
 from lipflow.tasks.prepare.quality import (
     CORRUPT,
@@ -17,6 +18,10 @@ from lipflow.tasks.prepare.quality import (
     av_offset,
     damaged_frames,
     duplicate_frame_frac,
+    fitted_lip_openings,
+    lip_openings,
+    lip_signals,
+    mouth_darkness,
     mouth_occluded,
     quality_reason,
 )
@@ -96,6 +101,75 @@ def test_av_offset_recovers_a_known_shift_and_says_none_for_flat_signals():
         assert found is not None and found.frames == shift and found.confidence > 0.3
     assert av_offset(np.zeros(75), aperture) is None
     assert av_offset(aperture[:20], aperture[:20]) is None
+
+
+def _talking(frames: int = 75, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(aperture (T,), mouth crops (T, 48, 48) uint8): a dark mouth opening as tall as
+    the aperture on a lit face, closures as short as a real one (2 frames), and noise."""
+    rng = np.random.default_rng(seed)
+    aperture = np.clip(np.convolve(rng.normal(0, 1, frames), np.ones(2) / 2, "same"), 0, None)
+    rows = np.arange(48)[:, None]
+    cols = np.arange(48)[None, :]
+    crops = np.empty((frames, 48, 48))
+    for t, a in enumerate(aperture):
+        inside = ((cols - 24) / 12.0) ** 2 + ((rows - 26) / (1e-3 + 5 * a)) ** 2 < 1
+        crops[t] = np.where(inside, 40.0, 170.0) + rng.normal(0, 4, (48, 48))
+    return aperture, np.clip(crops, 0, 255).astype(np.uint8)
+
+
+def _lips(aperture: np.ndarray, every: int) -> Landmarks:
+    """Landmarks whose inner and outer lips open by ``aperture``, measured (as
+    :func:`face_landmarks` leaves them) on every ``every``-th frame and the last."""
+    face = _face(len(aperture))
+    points = face.points.copy()
+    points[:, 13, 1], points[:, 14, 1] = 170 - 10 * aperture, 170 + 10 * aperture
+    points[:, 0, 1], points[:, 17, 1] = 166 - 10 * aperture, 174 + 10 * aperture
+    known = np.zeros(len(aperture), dtype=bool)
+    known[detection_frames(len(aperture), every)] = True
+    if every == 1:
+        return Landmarks(points, face.presence)
+    return Landmarks(fill_gaps(np.where(known[:, None, None], points, 0), known),
+                     face.presence, known)
+
+
+def test_darkness_follows_the_opening_mouth():
+    aperture, crops = _talking()
+    assert np.corrcoef(mouth_darkness(crops), aperture)[0, 1] > 0.9
+    colour = np.repeat(crops[..., None], 3, axis=3)
+    assert np.allclose(mouth_darkness(colour), mouth_darkness(crops))
+
+
+def test_lips_between_facemesh_frames_are_refitted_from_the_crops():
+    aperture, crops = _talking()
+    sparse = _lips(aperture, every=3)
+    linear = lip_openings(sparse)[1]  # inner lips, interpolated between measured frames
+    fitted = fitted_lip_openings(sparse, crops)[1]
+    truth = lip_openings(_lips(aperture, every=1))[1]
+    skipped = ~sparse.measured
+    assert np.allclose(fitted[sparse.measured], truth[sparse.measured])  # kept as measured
+    linear_err = np.abs(linear - truth)[skipped].mean()
+    fitted_err = np.abs(fitted - truth)[skipped].mean()
+    assert fitted_err < 0.5 * linear_err, (fitted_err, linear_err)
+
+
+def test_lip_signals_fall_back_to_the_landmarks_without_crops_or_gaps():
+    aperture, crops = _talking()
+    every = _lips(aperture, every=1)
+    assert np.array_equal(fitted_lip_openings(every, crops), lip_openings(every))
+    sparse = _lips(aperture, every=3)
+    assert np.array_equal(lip_signals(sparse), lip_openings(sparse))  # no crops: as before
+    signals = lip_signals(sparse, crops)
+    assert signals.shape == (3, len(aperture))
+    assert np.array_equal(signals[2], mouth_darkness(crops))
+    few = _lips(aperture[:8], every=4)  # 3 measured frames: too few to fit 4 components
+    assert np.array_equal(fitted_lip_openings(few, crops[:8]), lip_openings(few))
+
+
+def test_av_offset_from_sparse_lips_and_crops_recovers_a_known_shift():
+    aperture, crops = _talking(frames=75, seed=3)
+    sound = np.r_[np.zeros(4), aperture[:-4]]  # the sound 4 frames late
+    signals = lip_signals(_lips(aperture, every=3), crops)
+    assert av_offset(signals, sound).frames == 4
 
 
 def test_thresholds_report_by_default_and_reject_when_set():

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +38,8 @@ NUM_POINTS = 468
 ROI_MARGIN = 0.25
 """Growth of the face box per side for the model's crop (side 1.5x the box)."""
 BATCH = 8
+TAIL_BATCHES = (1, 2, 4)
+"""Interpreter batch sizes for the frames left after the full batches of :data:`BATCH`."""
 
 # Landmark indices (MediaPipe's canonical face mesh); "right" is the subject's right.
 LIP_CORNERS = (61, 291)
@@ -52,32 +55,78 @@ class Landmarks:
     """FaceMesh output for T frames, in source pixels.
 
     ``points`` (T, 468, 2) x, y; ``presence`` (T,) the model's face-presence probability
-    (sigmoid of its logit), which drops when the face is covered or lost.
+    (sigmoid of its logit), which drops when the face is covered or lost; ``measured``
+    (T,) bool, the frames the model ran on (None: every frame). The rest are interpolated,
+    and :func:`lipflow.tasks.prepare.quality.lip_signals` refits their lips from the
+    mouth crops.
     """
 
     points: np.ndarray
     presence: np.ndarray
+    measured: np.ndarray | None = None
+
+    def frames(self, stop: int) -> Landmarks:
+        """The first ``stop`` frames (a short clip's valid ones)."""
+        return Landmarks(self.points[:stop], self.presence[:stop],
+                         None if self.measured is None else self.measured[:stop])
+
+    def padded(self, size: int) -> Landmarks:
+        """Padded to ``size`` frames by repeating the last (not measured there)."""
+        extra = size - len(self.points)
+        if extra <= 0:
+            return self
+        measured = (np.ones(len(self.points), dtype=bool) if self.measured is None
+                    else self.measured)
+        return Landmarks(
+            np.concatenate([self.points, np.repeat(self.points[-1:], extra, axis=0)]),
+            np.concatenate([self.presence, np.repeat(self.presence[-1:], extra)]),
+            np.concatenate([measured, np.zeros(extra, dtype=bool)]))
 
 
 class FaceMesh:
-    """One LiteRT interpreter for the FaceMesh model, fed fixed batches of crops."""
+    """LiteRT interpreters for the FaceMesh model, one per batch size, fed fixed batches.
+
+    Frames go through in batches of ``batch``; the rest of a clip goes through the
+    smallest interpreter of :data:`TAIL_BATCHES` that holds it, built on first use, so no
+    frame's inference is spent on padding (26 frames at every 3rd of a 3-s clip: 8, 8,
+    8 and 2, not four batches of 8).
+    """
 
     def __init__(self, batch: int = BATCH) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
         if not MODEL_PATH.is_file():
             raise ConfigError(f"FaceMesh model missing at {MODEL_PATH}; the checkout is incomplete")
-        with quiet_native_stderr():
-            self._interpreter = Interpreter(model_path=str(MODEL_PATH), num_threads=1)
-            self._interpreter.resize_tensor_input(0, [batch, INPUT_PX, INPUT_PX, 3])
-            self._interpreter.allocate_tensors()
         self.batch = batch
-        self._input = self._interpreter.get_input_details()[0]["index"]
-        outputs = {o["name"]: o["index"] for o in self._interpreter.get_output_details()}
+        self._sizes = sorted({size for size in TAIL_BATCHES if size < batch} | {batch})
+        self._interpreters: dict[int, tuple[Any, int, int, int]] = {}
+        self._interpreter_for(batch)
+
+    def _interpreter_for(self, size: int) -> tuple[Any, int, int, int]:
+        """``(interpreter, input index, points index, logit index)`` for batches of ``size``."""
+        if size in self._interpreters:
+            return self._interpreters[size]
+        from ai_edge_litert.interpreter import Interpreter
+
+        with quiet_native_stderr():
+            interpreter = Interpreter(model_path=str(MODEL_PATH), num_threads=1)
+            interpreter.resize_tensor_input(0, [size, INPUT_PX, INPUT_PX, 3])
+            interpreter.allocate_tensors()
+        outputs = {o["name"]: o["index"] for o in interpreter.get_output_details()}
         # conv2d_21: (N, 1, 1, 1404) landmarks; conv2d_31: (N, 1, 1, 1) presence logit.
         by_size = sorted(outputs.values(),
-                         key=lambda i: self._interpreter.get_tensor(i).size, reverse=True)
-        self._points, self._logit = by_size[0], by_size[1]
+                         key=lambda i: interpreter.get_tensor(i).size, reverse=True)
+        entry = (interpreter, interpreter.get_input_details()[0]["index"], by_size[0], by_size[1])
+        self._interpreters[size] = entry
+        return entry
+
+    def _batches(self, count: int) -> list[tuple[int, int, int]]:
+        """``(start, frames, interpreter size)`` covering ``count`` frames."""
+        out, start = [], 0
+        while start < count:
+            left = count - start
+            size = self.batch if left >= self.batch else min(s for s in self._sizes if s >= left)
+            out.append((start, min(size, left), size))
+            start += size
+        return out
 
     def run(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(points (N, 468, 2) in crop pixels, presence (N,))`` of N RGB uint8 crops."""
@@ -87,17 +136,17 @@ class FaceMesh:
         count = len(crops)
         points = np.empty((count, NUM_POINTS, 2), dtype=np.float64)
         logits = np.empty(count, dtype=np.float64)
-        buf = np.zeros((self.batch, INPUT_PX, INPUT_PX, 3), dtype=np.float32)
-        for start in range(0, count, self.batch):
-            part = crops[start : start + self.batch]
-            buf[: len(part)] = part
-            buf[: len(part)] *= 1.0 / 255.0
-            self._interpreter.set_tensor(self._input, buf)
-            self._interpreter.invoke()
-            out = self._interpreter.get_tensor(self._points).reshape(self.batch, NUM_POINTS, 3)
-            points[start : start + len(part)] = out[: len(part), :, :2]
-            logits[start : start + len(part)] = self._interpreter.get_tensor(
-                self._logit).reshape(-1)[: len(part)]
+        for start, frames, size in self._batches(count):
+            interpreter, input_index, points_index, logit_index = self._interpreter_for(size)
+            buf = np.zeros((size, INPUT_PX, INPUT_PX, 3), dtype=np.float32)
+            part = crops[start : start + frames]
+            np.multiply(part, np.float32(1.0 / 255.0), out=buf[:frames])
+            interpreter.set_tensor(input_index, buf)
+            interpreter.invoke()
+            out = interpreter.get_tensor(points_index).reshape(size, NUM_POINTS, 3)
+            points[start : start + frames] = out[:frames, :, :2]
+            logits[start : start + frames] = interpreter.get_tensor(
+                logit_index).reshape(-1)[:frames]
         return points, 1.0 / (1.0 + np.exp(-logits))
 
 
@@ -118,9 +167,10 @@ def face_landmarks(frames: Sequence[YuvFrame], boxes: np.ndarray,
     """FaceMesh landmarks of the face in ``boxes`` (T, 4 ``x, y, w, h``) on each frame.
 
     The model runs on every ``every``-th frame and the last; frames between get points
-    and presence interpolated linearly (on GRID s1, ``every = 2`` recovers known audio
-    shifts within +-1 frame in 85 % of cases against 88.5 % at every frame, at half the
-    cost; 3 drops under 70 %: a lip closure lasts 2-3 frames). The crop is the square
+    and presence interpolated linearly, and ``measured`` says which were seen. Linear
+    lips miss a closure between two measured frames (a closure lasts 2-3 frames), so the
+    quality signals refit the lips between measured frames from the mouth crops
+    (:func:`lipflow.tasks.prepare.quality.lip_signals`). The crop is the square
     :func:`~lipflow.tasks.faces.crops.face_squares` window with :data:`ROI_MARGIN`
     (black beyond the frame edge), so crop pixels map back to source pixels by the
     window's corner and side alone.
@@ -140,4 +190,4 @@ def face_landmarks(frames: Sequence[YuvFrame], boxes: np.ndarray,
     full_presence = np.zeros(len(frames))
     full_points[picked], full_presence[picked] = points, presence
     return Landmarks(points=fill_gaps(full_points, known),
-                     presence=fill_gaps(full_presence, known))
+                     presence=fill_gaps(full_presence, known), measured=known)

@@ -101,10 +101,15 @@ def fill_gaps(values: np.ndarray, known: np.ndarray) -> np.ndarray:
     """
     t = np.arange(len(values))
     have = np.flatnonzero(known)
-    flat = values.reshape(len(values), -1)
-    out = np.empty_like(flat, dtype=np.float64)
-    for col in range(flat.shape[1]):
-        out[:, col] = np.interp(t, have, flat[have, col])
+    flat = values.reshape(len(values), -1).astype(np.float64)
+    # every column shares the known rows: one set of weights (np.interp's, for all
+    # columns at once; 468 landmarks x 2 made a column loop cost ~3 ms a clip)
+    right = np.clip(np.searchsorted(have, t), 1, max(len(have) - 1, 1))
+    left = right - 1 if len(have) > 1 else np.zeros_like(t)
+    right = right if len(have) > 1 else np.zeros_like(t)
+    span = np.maximum(have[right] - have[left], 1)
+    weight = np.clip((t - have[left]) / span, 0.0, 1.0)[:, None]
+    out = flat[have[left]] * (1.0 - weight) + flat[have[right]] * weight
     return out.reshape(values.shape)
 
 

@@ -31,7 +31,6 @@ from typing import Any
 
 import librosa
 import numpy as np
-import scipy.signal
 
 from lipflow.tasks.features.waveform import AudioInputError, waveform
 from lipflow.tasks.settings.schema import Mel
@@ -86,7 +85,9 @@ def mel_spectrogram(wav: np.ndarray, params: Mel | Mapping[str, Any] | None = No
             f"waveform of {x.size} samples is too short for reflect-padded frames of "
             f"n_fft={p.n_fft} (needs more than {p.n_fft // 2})"
         )
-    emphasised = scipy.signal.lfilter([1.0, -p.preemphasis], [1.0], x)
+    from scipy.signal import lfilter  # here: the prepare driver imports this module
+
+    emphasised = lfilter([1.0, -p.preemphasis], [1.0], x)
     stft = librosa.stft(
         emphasised,
         n_fft=p.n_fft,
@@ -142,5 +143,7 @@ def inv_mel_spectrogram(
         init="random",
         random_state=np.random.default_rng(seed),
     )
-    wav = scipy.signal.lfilter([1.0], [1.0, -p.preemphasis], y)
+    from scipy.signal import lfilter
+
+    wav = lfilter([1.0], [1.0, -p.preemphasis], y)
     return wav.astype(np.float32)

@@ -28,7 +28,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import speechpy
 
 from lipflow.tasks.features.speechpy_compat import ensure_speechpy_numpy2
 from lipflow.tasks.features.waveform import AudioInputError, waveform
@@ -42,12 +41,20 @@ def mfec_settings(params: Mfec | Mapping[str, Any] | None) -> Mfec:
 
 
 @functools.cache
+def _speechpy() -> Any:
+    """speechpy, imported at first use: the prepare driver imports this module but never
+    computes a cube (speechpy pulls in scipy.fftpack, ~0.2 s)."""
+    import speechpy
+
+    return speechpy
+
+
 def _speechpy_filterbank(n_filters: int, coefficients: int, sample_rate_hz: int) -> np.ndarray:
     """``speechpy.feature.filterbanks`` as ``speechpy.feature.mfe`` calls it, built once.
 
     speechpy rebuilds it on every call, which costs as much as the rest of a clip's MFEC.
     """
-    bank = speechpy.feature.filterbanks(n_filters, coefficients, sample_rate_hz, 0,
+    bank = _speechpy().feature.filterbanks(n_filters, coefficients, sample_rate_hz, 0,
                                         sample_rate_hz / 2)
     bank.setflags(write=False)
     return bank
@@ -61,13 +68,13 @@ def _speechpy_lmfe(x: np.ndarray, p: Mfec) -> np.ndarray:
     filterbank product, log), except that the filterbank comes from a cache. Bit-equal
     to calling ``speechpy.feature.lmfe`` (tested).
     """
-    frames = speechpy.processing.stack_frames(
+    frames = _speechpy().processing.stack_frames(
         x.astype(float), sampling_frequency=p.sample_rate_hz, frame_length=p.frame_seconds,
         frame_stride=p.stride_seconds, filter=lambda n: np.ones((n,)), zero_padding=False,
     )
-    power = speechpy.processing.power_spectrum(frames, p.n_fft)
+    power = _speechpy().processing.power_spectrum(frames, p.n_fft)
     bank = _speechpy_filterbank(p.n_filters, power.shape[1], p.sample_rate_hz)
-    energies = speechpy.functions.zero_handling(np.dot(power, bank.T))
+    energies = _speechpy().functions.zero_handling(np.dot(power, bank.T))
     return np.log(energies)
 
 
@@ -90,5 +97,5 @@ def mfec_cube(wav: np.ndarray, params: Mfec | Mapping[str, Any] | None = None) -
             f"every {int(stride)} (needs at least {frame + int(stride)})"
         )
     lmfe = _speechpy_lmfe(x, p)
-    cube = speechpy.feature.extract_derivative_feature(lmfe)
+    cube = _speechpy().feature.extract_derivative_feature(lmfe)
     return np.ascontiguousarray(cube, dtype=np.float32)

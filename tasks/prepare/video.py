@@ -23,7 +23,6 @@ import numpy as np
 from lipflow.tasks.common.errors import ConfigError, LipflowError
 from lipflow.tasks.common.native_threads import one_native_thread
 from lipflow.tasks.contracts.clip_record import CLIP_SUFFIX, save_clip
-from lipflow.tasks.faces.landmarks import Landmarks
 from lipflow.tasks.features.mel import mel_spectrogram
 from lipflow.tasks.features.mfec import mfec_cube
 from lipflow.tasks.media.demux import clip_streams
@@ -274,8 +273,10 @@ def _clips_of_video(record: Mapping[str, Any], raw_root: Path, save: SaveClip,
                 continue
             marks = crops.landmarks
             if marks is not None:  # the valid frames only (a short clip repeats its last)
-                marks = Landmarks(marks.points[:valid_frames], marks.presence[:valid_frames])
-            row.update(clip_signals(chunk, marks, block[: row["valid_samples"]], fps, sr))
+                marks = marks.frames(valid_frames)
+            mouth = None if crops.mouth is None else crops.mouth[:valid_frames]
+            row.update(clip_signals(chunk, marks, block[: row["valid_samples"]], fps, sr,
+                                    mouth=mouth))
             del chunk
             reason = quality_reason(row, typed)
             if reason is not None:

@@ -115,12 +115,8 @@ class WindowCropper:
         landmarks = (face_landmarks(frames[:valid], track.boxes[:valid],
                                     every=self.landmark_every)
                      if self.use_mesh else None)
-        if landmarks is not None and valid < size:  # padding repeats the last frame
-            landmarks = Landmarks(
-                np.concatenate([landmarks.points,
-                                np.repeat(landmarks.points[-1:], size - valid, axis=0)]),
-                np.concatenate([landmarks.presence,
-                                np.repeat(landmarks.presence[-1:], size - valid)]))
+        if landmarks is not None:  # padding repeats the last frame
+            landmarks = landmarks.padded(size)
         mouth = None
         if "mouth" in self.streams and landmarks is not None and self.alignment == "landmarks":
             points = smooth(landmarks.points, self.landmark_smooth)
