@@ -3,7 +3,9 @@
 ``benchmarks/preprocess.py`` times six sample clips inside one function; users run the CLI
 on a speaker of 1000 videos with a process pool and a Prefect server. This script runs
 exactly that and counts the CPU time of **every** process involved: the ``lipflow``
-process and all its children (pool workers, ffmpeg) through ``RUSAGE_CHILDREN``, plus any
+process and all its children through ``RUSAGE_CHILDREN`` (the pool's fork server, and
+through it the workers it forked: lipflow stops and reaps the fork server when the pool
+closes, so their CPU reaches this count), plus any
 Prefect server process already running on this machine (its CPU delta over the run, read
 from ``/proc``), because a server burning a core is part of what the user pays. Then it
 runs the same videos through the bare per-video function (``preprocess_video``) in a plain
