@@ -190,8 +190,8 @@ APPEARANCE_COMPONENTS = 4
 """Principal components of a clip's mouth crops that the lips between FaceMesh's frames
 are refitted on. On three sets of ~100 GRID s1 clips (``benchmarks/av_offset.py --first
 0 / 5 / 7``), FaceMesh on every 3rd frame: 4 components with the darkness signal recover
-90.4 / 92.4 / 97.3 % of known shifts within +-1 frame (every frame, lips alone: 88.5 /
-92.5 / 98.1 %); 3 components fall to 84.6 % on the first set."""
+90.0 / 92.3 / 97.4 % of known shifts within +-1 frame (every frame, lips alone: 88.5 /
+92.5 / 98.1 %); with 3 components and no darkness, 84.6 % on the first set."""
 
 
 def mouth_darkness(mouth: np.ndarray) -> np.ndarray:
@@ -260,9 +260,9 @@ def lip_signals(landmarks: Landmarks, mouth: np.ndarray | None = None) -> np.nda
     :func:`fitted_lip_openings` and, with crops, the :func:`mouth_darkness`.
 
     With both, FaceMesh on every 3rd frame recovers known shifts as well as lips alone on
-    every frame (above: 93.4 % against 93.0 % averaged over three sets of GRID clips), at
-    a third of FaceMesh's cost; on every frame the darkness adds 1-2 points (89.5 / 94.7 /
-    98.0 %).
+    every frame (93.2 % against 93.0 % averaged over the three sets of GRID clips above),
+    at a third of FaceMesh's cost; with FaceMesh on every frame the darkness adds about a
+    point (92.1 % against 90.5 % on ``--videos 200``).
     """
     openings = fitted_lip_openings(landmarks, mouth)
     if mouth is None or len(mouth) != openings.shape[1]:
