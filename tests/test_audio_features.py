@@ -13,7 +13,7 @@ import speechpy
 
 from lipflow.tasks.common.errors import ConfigError
 from lipflow.tasks.features.mel import inv_mel_spectrogram, mel_settings, mel_spectrogram
-from lipflow.tasks.features.mfec import mfec_cube, mfec_settings
+from lipflow.tasks.features.mfec import _speechpy_filterbank, mfec_cube, mfec_settings
 from lipflow.tasks.features.speechpy_compat import ensure_speechpy_numpy2
 from lipflow.tasks.features.waveform import AudioInputError
 from lipflow.tasks.settings.project import load_params
@@ -216,6 +216,18 @@ def test_mfec_equals_speechpy_float_units():
     expected = _speechpy_cube(wav.astype(np.float64) / 32768.0)
     np.testing.assert_array_equal(cube, expected.astype(np.float32))
     assert np.ptp(cube[..., 0]) > 5.0  # real speech: the static channel varies
+
+
+def test_mfec_filterbank_is_built_once_per_shape():
+    # speechpy rebuilds it on every call, as costly as the rest of a clip's cube: the
+    # cache is the point (a decorator moved off it once and every clip paid again)
+    mfec_cube(grid_clip())
+    before = _speechpy_filterbank.cache_info()
+    mfec_cube(grid_clip())
+    after = _speechpy_filterbank.cache_info()
+    assert after.hits == before.hits + 1 and after.misses == before.misses
+    bank = _speechpy_filterbank(40, 257, 16000)
+    assert bank is _speechpy_filterbank(40, 257, 16000) and not bank.flags.writeable
 
 
 def test_mfec_equals_speechpy_int16_units():

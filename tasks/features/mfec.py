@@ -49,6 +49,7 @@ def _speechpy() -> Any:
     return speechpy
 
 
+@functools.cache
 def _speechpy_filterbank(n_filters: int, coefficients: int, sample_rate_hz: int) -> np.ndarray:
     """``speechpy.feature.filterbanks`` as ``speechpy.feature.mfe`` calls it, built once.
 

@@ -194,6 +194,12 @@ are refitted on. On three sets of ~100 GRID s1 clips (``benchmarks/av_offset.py 
 92.5 / 98.1 %); with 3 components and no darkness, 84.6 % on the first set."""
 
 
+def _grey_crops(mouth: np.ndarray) -> np.ndarray:
+    """(T, H, W) float64 of grey mouth crops; colour ones (T, H, W, 3) by channel mean."""
+    crops = np.asarray(mouth, dtype=np.float64)
+    return crops.mean(axis=3) if crops.ndim == 4 else crops
+
+
 def mouth_darkness(mouth: np.ndarray) -> np.ndarray:
     """(T,) minus the mean luma of each mouth crop's centre (:data:`MOUTH_CENTRE`).
 
@@ -202,9 +208,7 @@ def mouth_darkness(mouth: np.ndarray) -> np.ndarray:
     as well as linearly interpolated lips from every 2nd frame on GRID (87.7 / 90.2 /
     91.2 % at every 3rd frame, three sets).
     """
-    crops = np.asarray(mouth, dtype=np.float64)
-    if crops.ndim == 4:  # colour crops: their mean over channels
-        crops = crops.mean(axis=3)
+    crops = _grey_crops(mouth)
     height, width = crops.shape[1:3]
     (top, bottom), (left, right) = MOUTH_CENTRE
     centre = crops[:, int(height * top) : int(height * bottom),
@@ -219,9 +223,7 @@ def appearance_components(mouth: np.ndarray, count: int = APPEARANCE_COMPONENTS)
     come from the eigenvectors of the T x T Gram matrix (a 3-s clip: 75 x 75), cheaper
     than an SVD of the pixels and the same scores.
     """
-    crops = np.asarray(mouth, dtype=np.float64)
-    if crops.ndim == 4:
-        crops = crops.mean(axis=3)
+    crops = _grey_crops(mouth)
     pixels = crops[:, ::2, ::2].reshape(len(crops), -1)
     pixels = pixels - pixels.mean(axis=0)
     values, vectors = np.linalg.eigh(pixels @ pixels.T)
