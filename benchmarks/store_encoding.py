@@ -17,9 +17,11 @@ error, and loader samples per second, one process, one thread everywhere:
 ``benchmarks/loader.py`` on the first ``--loader-clips`` clips, the passes interleaved in
 the same run so the ratio holds on a shared machine; 25-frame windows every 7 frames and
 whole clips. ``--survey-clips N`` adds the codec survey behind the choice: image codecs
-of imagecodecs on the ``face`` crops of N clips spread over the store (bytes a frame,
-PSNR, max error, decode time a frame, best of 3), each chunk of 5 frames one image.
-No asserts: figures only.
+of imagecodecs, and the temporal candidates of ``benchmarks/_video_codecs.py`` (H.264
+4:4:4, near-lossless temporal delta + zstd or LZ4-HC), on the ``face`` crops of N clips
+spread over the store (bytes a frame, PSNR, max error, encode and decode time a frame,
+best of 3), each chunk of 5 frames one image or stream, beside what one frame of the
+Lip2Wav folder costs its loader. No asserts: figures only.
 
 Run: ``.venv/bin/python benchmarks/store_encoding.py --store data/features/grid/s1.zarr``
 """
@@ -46,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _video_codecs import h264_codecs, tdelta_codecs  # noqa: E402
 from loader import disk_bytes, lip2wav_item, paired_rates, spread  # noqa: E402
 
 from lipflow.models.dataset import ClipWindowDataset  # noqa: E402
@@ -194,29 +197,49 @@ def _tall(frames: np.ndarray) -> np.ndarray:
 
 def survey(source: Path, clips: int, valid: np.ndarray) -> None:
     """The codec survey (module doc) on ``face`` of ``clips`` clips spread over the store
-    (their valid frames only)."""
+    (their valid frames only), with the temporal candidates of ``_video_codecs`` and, for
+    scale, what one frame of the Lip2Wav folder costs its loader (``cv2.imread`` of a q95
+    4:2:0 file plus the BGR-to-RGB conversion)."""
     reader = ClipReader(source / "face")
     picks = np.linspace(0, reader.shape[0] - 1, clips).astype(int)
     frames = np.concatenate([reader.read(int(i), 0, int(valid[i])) for i in picks])
     chunks = [frames[t : t + 5] for t in range(0, len(frames) - 4, 5)]
     count = 5 * len(chunks)
-    print(f"\ncodec survey: face, {clips} clips ({count} frames), one image per 5-frame chunk")
-    print("| codec | bytes/frame | PSNR dB | max err | decode us/frame |")
-    print("|---|---|---|---|---|")
-    for name, encode, decode in SURVEY:
+    codecs = [*SURVEY, *tdelta_codecs(frames.shape[1:]), *h264_codecs()]
+    print(f"\ncodec survey: face, {clips} clips ({count} frames), one image or stream per "
+          "5-frame chunk; times are the best of 3")
+    print("| codec | bytes/frame | PSNR dB | max err | encode us/frame | decode us/frame |")
+    print("|---|---|---|---|---|---|")
+    for name, encode, decode in codecs:
+        t0 = time.perf_counter()
         blobs = [encode(c) for c in chunks]
+        encode_s = time.perf_counter() - t0
         back = np.concatenate([np.asarray(decode(b)).reshape(c.shape)
                                for b, c in zip(blobs, chunks, strict=True)])
-        best = np.inf
-        for _ in range(3):
-            t0 = time.perf_counter()
-            for blob in blobs:
-                decode(blob)
-            best = min(best, time.perf_counter() - t0)
+        decode_s = _best_of(3, lambda blobs=blobs, decode=decode: [decode(b) for b in blobs])
         diff = back.astype(np.int16) - frames[:count]
         print(f"| {name} | {sum(map(len, blobs)) / count:.0f} | "
               f"{_psnr(float(np.mean(np.square(diff, dtype=np.float64)))):.2f} | "
-              f"{int(np.abs(diff).max())} | {best / count * 1e6:.0f} |")
+              f"{int(np.abs(diff).max())} | {encode_s / count * 1e6:.0f} | "
+              f"{decode_s / count * 1e6:.0f} |")
+    with tempfile.TemporaryDirectory(prefix="lipflow-survey-") as folder:
+        paths = [str(Path(folder) / f"{t}.jpg") for t in range(count)]
+        for path, frame in zip(paths, frames, strict=False):
+            cv2.imwrite(path, cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
+                        [cv2.IMWRITE_JPEG_QUALITY, LIP2WAV_QUALITY])
+        read_s = _best_of(3, lambda: [cv2.cvtColor(cv2.imread(p), cv2.COLOR_BGR2RGB)
+                                      for p in paths])
+    print(f"| (Lip2Wav folder: imread + cvtColor of a q{LIP2WAV_QUALITY} 4:2:0 file, warm "
+          f"cache) | | | | | {read_s / count * 1e6:.0f} |")
+
+
+def _best_of(repeat: int, work: Callable[[], object]) -> float:
+    best = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - t0)
+    return best
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from zarr.codecs import BloscCodec, ZstdCodec
 
 from lipflow.tasks.contracts.clip_manifest import CLIP_SCHEMA, write_clip_manifest
 from lipflow.tasks.contracts.clip_record import ClipFile, load_clip, save_clip
+from lipflow.tasks.contracts.delta_codec import FrameDelta
 from lipflow.tasks.contracts.jpeg_codec import JpegFrames
 from lipflow.tasks.contracts.raw_manifest import ManifestError
 from lipflow.tasks.contracts.store_layout import (
@@ -35,9 +36,11 @@ def test_layout_read_back_with_plain_zarr_and_pandas(tmp_path: Path) -> None:
     store, paths = build_store(tmp_path, 10, clips_per_shard=4, rejected=2, mouth_hw=(6, 10))
 
     group = zarr.open_group(store, mode="r")
-    encoding = {"codec": "jpeg", "lossless": False, "compressor_level": 3,
+    encoding = {"codec": "delta", "lossless": False, "compressor_level": 3,
                 "frames_per_chunk": 5, "clips_per_shard": 4,
-                "jpeg_quality": DEFAULT_JPEG_QUALITY}
+                "delta": {"array": "face", "filter": "lipflow.frame_delta", "step": 7,
+                          "slack": 5, "compressor": "blosc lz4hc 4 bitshuffle"},
+                "jpeg_quality": {"mouth": DEFAULT_JPEG_QUALITY["mouth"]}}
     assert dict(group.attrs) == {**store_attrs(), "encoding": encoding,
                                  "created_by": "lipflow tasks.contracts.store_writer.write_store"}
     expected_shapes = {
@@ -58,9 +61,13 @@ def test_layout_read_back_with_plain_zarr_and_pandas(tmp_path: Path) -> None:
         frames = (5,) if key in ("face", "mouth") else shape[1:2]
         assert array.chunks == (1, *frames, *shape[2:]), key
         assert array.shards == (4, *shape[1:]), key
-        if key in ("face", "mouth"):  # the default codec: one JPEG per chunk, lossy
-            assert array.serializer == JpegFrames(
-                level=DEFAULT_JPEG_QUALITY[key], subsampling="444" if key == "face" else None)
+        if key == "face":  # the default codec: near-lossless frame deltas, LZ4-HC
+            assert array.filters == (FrameDelta(step=7, slack=5),)
+            (codec,) = array.compressors
+            assert isinstance(codec, BloscCodec) and codec.cname.value == "lz4hc"
+            assert codec.clevel == 4 and codec.shuffle.value == "bitshuffle"
+        elif key == "mouth":  # one JPEG per chunk, lossy
+            assert array.serializer == JpegFrames(level=DEFAULT_JPEG_QUALITY[key])
             assert array.compressors == ()
         else:  # everything else lossless: Blosc zstd with byte shuffle
             (codec,) = array.compressors
@@ -69,7 +76,10 @@ def test_layout_read_back_with_plain_zarr_and_pandas(tmp_path: Path) -> None:
     for i, path in enumerate(paths):
         with ClipFile(path) as clip:
             for key in expected_shapes:
-                if key in ("face", "mouth"):
+                if key == "face":  # near-lossless: within the slack, even on noise
+                    error = np.abs(group[key][i].astype(int) - clip[key])
+                    assert error.max() <= 5, f"{key}[{i}]"
+                elif key == "mouth":
                     # uniform noise is JPEG's worst case: still within a few levels on average
                     error = np.abs(group[key][i].astype(int) - clip[key])
                     assert error.mean() < 8, f"{key}[{i}]"
@@ -254,7 +264,8 @@ def test_jpeg_store_keeps_real_looking_frames_above_40_db_in_standard_jpegs(
     for path in paths:
         save_clip(path, {**load_clip(path), "face": video,
                          "mouth": np.ascontiguousarray(grey[:, 48:])})
-    store = write_store(paths, tmp_path / "s1.zarr", attrs=store_attrs(), progress=False)
+    store = write_store(paths, tmp_path / "s1.zarr", attrs=store_attrs(), progress=False,
+                        codec="jpeg")
     group = zarr.open_group(store, mode="r")
     for key, source in (("face", video), ("mouth", grey[:, 48:])):
         stored = group[key][0]
@@ -268,6 +279,32 @@ def test_jpeg_store_keeps_real_looking_frames_above_40_db_in_standard_jpegs(
                                       cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     assert image.shape == (5 * 96, 96, 3)
     assert np.abs(image.reshape(5, 96, 96, 3).astype(int) - group["face"][0, :5]).max() <= 1
+
+
+def test_default_store_keeps_a_talking_head_near_lossless_and_plain_zarr_reads_it(
+    tmp_path: Path,
+) -> None:
+    paths = write_fake_clips(tmp_path / "clips", 2, face_px=96, mouth_hw=(48, 96))
+    video = _talking_head()
+    grey = cv2.cvtColor(video.reshape(-1, 96, 3), cv2.COLOR_RGB2GRAY).reshape(75, 96, 96)
+    for path in paths:
+        save_clip(path, {**load_clip(path), "face": video,
+                         "mouth": np.ascontiguousarray(grey[:, 48:])})
+    store = write_store(paths, tmp_path / "s1.zarr", attrs=store_attrs(), progress=False)
+    group = zarr.open_group(store, mode="r")
+    face = group["face"][0]
+    error = face.astype(np.int16) - video
+    assert np.abs(error).max() <= 5  # the slack bounds every sample
+    assert 10 * np.log10(255**2 / np.mean(error.astype(np.float64) ** 2)) > 40
+    # the bytes on disk are smaller than the frames: static pixels became zero deltas
+    shard_bytes = sum(p.stat().st_size for p in (store / "face" / "c").rglob("*") if p.is_file())
+    assert shard_bytes < video.nbytes * 2 / 8
+    # ClipReader (the Dataset's reader) and zarr agree on any window
+    reader = ClipReader(store / "face")
+    for first, stop in ((0, 75), (7, 32), (3, 4), (70, 75)):
+        np.testing.assert_array_equal(reader.read(1, first, stop), group["face"][1, first:stop])
+    mouth = group["mouth"][0].astype(np.float64)
+    assert 10 * np.log10(255**2 / np.mean((mouth - grey[:, 48:]) ** 2)) > 40
 
 
 def test_two_runs_with_frame_chunks_give_byte_identical_files(tmp_path: Path) -> None:
@@ -307,8 +344,14 @@ def test_bad_codec_level_or_frames_per_chunk_are_named(tmp_path: Path) -> None:
     paths = write_fake_clips(tmp_path / "clips", 1)
     with pytest.raises(StoreError, match="codec must be one of .*'brotli'"):
         write_store(paths, tmp_path / "x.zarr", attrs={}, codec="brotli")
-    with pytest.raises(StoreError, match="jpeg compressor_level must be 1..9, got 12"):
+    with pytest.raises(StoreError, match="delta compressor_level must be 1..9, got 12"):
         write_store(paths, tmp_path / "x.zarr", attrs={}, compressor_level=12)
+    with pytest.raises(StoreError, match="jpeg compressor_level must be 1..9, got 12"):
+        write_store(paths, tmp_path / "x.zarr", attrs={}, codec="jpeg", compressor_level=12)
+    with pytest.raises(StoreError, match="delta step must be an integer 1..255, got 0"):
+        write_store(paths, tmp_path / "x.zarr", attrs={}, delta={"step": 0})
+    with pytest.raises(StoreError, match=r"delta has keys \['quality'\]"):
+        write_store(paths, tmp_path / "x.zarr", attrs={}, delta={"quality": 3})
     with pytest.raises(StoreError, match="lz4 compressor_level must be 1..9, got 12"):
         write_store(paths, tmp_path / "x.zarr", attrs={}, codec="lz4", compressor_level=12)
     with pytest.raises(StoreError, match="jpeg_quality of face must be an integer 1..100"):

@@ -12,13 +12,22 @@ and file systems handle well) rather than one file per clip. Chunks are encoded 
 ``codec`` (``features.store.codec``; the choice was measured on GRID s1 by
 ``benchmarks/store_encoding.py``, table in the README's storage section):
 
-- ``jpeg`` (the default, lossy video): each ``face`` / ``mouth`` chunk is one JPEG of its
-  frames stacked vertically (:mod:`lipflow.tasks.contracts.jpeg_codec`, zarr codec
-  ``imagecodecs_jpeg``), at ``jpeg_face_quality`` (4:4:4 chroma) and
-  ``jpeg_mouth_quality`` (grey); every other array stays lossless, Blosc zstd with byte
-  shuffle at ``compressor_level``. 0.68 GB per hour of video on GRID s1, face 40.5 dB and
-  mouth 46.4 dB PSNR (JPEG at Lip2Wav's settings: 37.9 dB on the same faces); the loader
-  reads it ~1.5x as fast as Lip2Wav's JPEG folders (the JPEG decode is most of both).
+- ``delta`` (the default, lossy video): ``face`` chunks are near-lossless (samples on a
+  lattice of ``delta_step``, held while within ``delta_slack`` of the previous frame,
+  coded as deltas by :mod:`lipflow.tasks.contracts.delta_codec`, zarr filter
+  ``lipflow.frame_delta``), then bit-shuffled and LZ4-HC-compressed by zarr's ``blosc``
+  codec; ``mouth`` chunks are JPEG as under ``jpeg`` (grey, ``jpeg_mouth_quality``); every
+  other array stays lossless, Blosc zstd with byte shuffle at ``compressor_level``. 0.68
+  GB per hour of video on GRID s1, face 40.6 dB (max error 5) and mouth 46.4 dB PSNR; a
+  face frame decodes in ~25 us against ~60 us for a JPEG one, so the loader reads ~3x as
+  fast as Lip2Wav's JPEG folders.
+- ``jpeg`` (lossy video, the default before ``delta``): each ``face`` / ``mouth`` chunk is
+  one JPEG of its frames stacked vertically (:mod:`lipflow.tasks.contracts.jpeg_codec`,
+  zarr codec ``imagecodecs_jpeg``), at ``jpeg_face_quality`` (4:4:4 chroma) and
+  ``jpeg_mouth_quality`` (grey); the other arrays as under ``delta``. 0.68 GB per hour on
+  GRID s1, face 40.5 dB (JPEG at Lip2Wav's settings: 37.9 dB on the same faces); readable
+  by imagecodecs' own zarr codec, but read only ~1.5x as fast as the JPEG folders (the
+  JPEG decode is most of both).
 - ``lz4`` (lossless): Blosc lz4 with byte shuffle on every array. Decodes a 2 MB
   ``face`` clip in ~0.2 ms, which is what lets a loader beat a folder of JPEGs by an
   order of magnitude (``benchmarks/loader.py``); 3.35 GB per hour of video (camera noise
@@ -49,18 +58,29 @@ from pathlib import Path
 import numpy as np
 
 from lipflow.tasks.common.errors import LipflowError
-from lipflow.tasks.contracts import jpeg_codec  # noqa: F401 - registers imagecodecs_jpeg
+from lipflow.tasks.contracts import (
+    delta_codec,  # noqa: F401 - registers lipflow.frame_delta
+    jpeg_codec,  # noqa: F401 - registers imagecodecs_jpeg
+)
 
 DEFAULT_CLIPS_PER_SHARD = 64
-DEFAULT_CODEC = "jpeg"
+DEFAULT_CODEC = "delta"
 DEFAULT_FRAMES_PER_CHUNK = 5
 DEFAULT_COMPRESSOR_LEVEL = 3
-#: JPEG quality of the video arrays under ``codec: jpeg`` (``features.store.jpeg_*_quality``).
+#: JPEG quality of the video arrays under ``codec: jpeg`` (``features.store.jpeg_*_quality``;
+#: ``mouth`` also under ``delta``).
 DEFAULT_JPEG_QUALITY: dict[str, int] = {"face": 92, "mouth": 85}
+#: Lattice step and hold threshold of ``face`` under ``codec: delta``
+#: (``features.store.delta_step`` / ``delta_slack``).
+DEFAULT_DELTA: dict[str, int] = {"step": delta_codec.DEFAULT_STEP,
+                                 "slack": delta_codec.DEFAULT_SLACK}
 #: ``features.store.codec`` values and the ``compressor_level`` range each accepts (for
-#: ``jpeg``, the level of the Blosc zstd that compresses the arrays other than video).
-CODECS: dict[str, tuple[int, int]] = {"jpeg": (1, 9), "lz4": (1, 9), "zstd": (1, 22),
-                                      "none": (0, 22)}
+#: ``delta`` and ``jpeg``, the level of the Blosc zstd that compresses the arrays other
+#: than video).
+CODECS: dict[str, tuple[int, int]] = {"delta": (1, 9), "jpeg": (1, 9), "lz4": (1, 9),
+                                      "zstd": (1, 22), "none": (0, 22)}
+#: Codecs that encode the video arrays lossily (the rest of the store stays lossless).
+LOSSY_VIDEO_CODECS = ("delta", "jpeg")
 #: Codecs that keep every array bit-exact.
 LOSSLESS_CODECS = ("lz4", "zstd", "none")
 VIDEO_ARRAYS = ("face", "mouth")
@@ -82,7 +102,8 @@ class StoreError(LipflowError):
 
 
 def encoding_record(codec: str, compressor_level: int, frames_per_chunk: int,
-                    clips_per_shard: int, jpeg_quality: dict[str, int]) -> dict[str, object]:
+                    clips_per_shard: int, jpeg_quality: dict[str, int],
+                    delta: dict[str, int] | None = None) -> dict[str, object]:
     """The group attribute ``encoding``: how the arrays were encoded, in plain JSON."""
     record: dict[str, object] = {
         "codec": codec,
@@ -93,6 +114,12 @@ def encoding_record(codec: str, compressor_level: int, frames_per_chunk: int,
     }
     if codec == "jpeg":
         record["jpeg_quality"] = {key: int(jpeg_quality[key]) for key in VIDEO_ARRAYS}
+    if codec == "delta":
+        settings = {**DEFAULT_DELTA, **(delta or {})}
+        record["delta"] = {"array": "face", "filter": delta_codec.NAME,
+                           "step": int(settings["step"]), "slack": int(settings["slack"]),
+                           "compressor": f"blosc lz4hc {delta_codec.LZ4HC_LEVEL} bitshuffle"}
+        record["jpeg_quality"] = {"mouth": int(jpeg_quality["mouth"])}
     return record
 
 

@@ -13,7 +13,7 @@ numcodecs decode per chunk; at an ``s3://`` URL the same reads are ranged GETs, 
 and sent concurrently (:class:`_RemoteFiles`). It accepts only the layout
 :mod:`lipflow.tasks.contracts.store_writer` writes (or any zarr v3 array of the same shape:
 sharded along axis 0, chunk one clip or a run of frames, bytes + at most one of zstd /
-blosc, or ``imagecodecs_jpeg`` alone) and raises
+blosc, ``imagecodecs_jpeg`` alone, or ``lipflow.frame_delta`` + bytes + blosc) and raises
 :class:`~lipflow.tasks.contracts.store_layout.StoreError` otherwise, so a caller can fall
 back to plain zarr.
 """
@@ -34,7 +34,7 @@ import zarr
 from numcodecs import blosc
 
 from lipflow.tasks.common.object_store import filesystem, is_url, storage_options
-from lipflow.tasks.contracts import jpeg_codec
+from lipflow.tasks.contracts import delta_codec, jpeg_codec
 from lipflow.tasks.contracts.store_layout import ARRAY_DTYPES, StoreError
 from lipflow.tasks.contracts.store_publish import require_published
 
@@ -134,6 +134,7 @@ class ClipReader:
         ndim = len(self.shape)
         endian = inner[0].get("configuration", {}).get("endian", "little") if inner else None
         jpeg = bool(inner) and inner[0].get("name") == jpeg_codec.NAME
+        delta = bool(inner) and inner[0].get("name") == delta_codec.NAME
         ok = (
             meta.get("zarr_format") == 3
             and sharding.get("name") == "sharding_indexed"
@@ -151,6 +152,8 @@ class ClipReader:
             and inner
             and (
                 (jpeg and len(inner) == 1 and self.dtype == np.uint8 and ndim in (4, 5))
+                or (delta and [c.get("name") for c in inner[1:]] == ["bytes", "blosc"]
+                    and self.dtype == np.uint8 and ndim in (4, 5))
                 or (
                     inner[0].get("name") == "bytes"
                     and (endian == "little" or self.dtype.itemsize == 1)
@@ -170,8 +173,13 @@ class ClipReader:
         self.chunks_per_clip = int(shard_shape[1]) // self.frames_per_chunk
         self.frame_shape = self.shape[2:]
         self.frame_bytes = int(np.prod(self.frame_shape, dtype=np.int64)) * self.dtype.itemsize
+        self._step = 0
         if jpeg:
             self.compressor: str | None = "jpeg"
+        elif delta:
+            self.compressor = "delta"
+            self._step = int(inner[0].get("configuration", {}).get("step",
+                                                                    delta_codec.DEFAULT_STEP))
         else:
             self.compressor = inner[1]["name"] if len(inner) == 2 else None
         self._colour = jpeg_codec.is_colour(chunk_shape)
@@ -181,6 +189,7 @@ class ClipReader:
         self._files: dict[int, tuple[Any, list[tuple[int, int]]]] = {}
         self._zstd = numcodecs.Zstd()
         self._scratch: np.ndarray | None = None
+        self._deltas: np.ndarray | None = None
 
     def _metadata(self, path: Path | str) -> dict[str, Any]:
         where = f"{path}/zarr.json"
@@ -281,6 +290,11 @@ class ClipReader:
             target = self._scratch
         if self.compressor == "jpeg":
             imagecodecs.jpeg8_decode(data, out=jpeg_codec.as_image(target, self._colour))
+        elif self.compressor == "delta":
+            if self._deltas is None:
+                self._deltas = np.empty((self.frames_per_chunk, *self.frame_shape), np.uint8)
+            blosc.decompress(data, self._deltas)
+            delta_codec.decode_frames(self._deltas, target, self._step)
         elif self.compressor == "blosc":
             blosc.decompress(data, target)
         else:

@@ -41,6 +41,7 @@ from lipflow.tasks.common.object_store import (
 )
 from lipflow.tasks.common.progress import show_progress
 from lipflow.tasks.contracts.clip_record import CLIP_READ_ERRORS, ClipFile
+from lipflow.tasks.contracts.delta_codec import LZ4HC_LEVEL, FrameDelta
 from lipflow.tasks.contracts.jpeg_codec import JpegFrames
 from lipflow.tasks.contracts.store_layout import (
     ARRAY_DTYPES,
@@ -48,8 +49,10 @@ from lipflow.tasks.contracts.store_layout import (
     DEFAULT_CLIPS_PER_SHARD,
     DEFAULT_CODEC,
     DEFAULT_COMPRESSOR_LEVEL,
+    DEFAULT_DELTA,
     DEFAULT_FRAMES_PER_CHUNK,
     DEFAULT_JPEG_QUALITY,
+    LOSSY_VIDEO_CODECS,
     VIDEO_ARRAYS,
     StoreError,
     encoding_record,
@@ -187,6 +190,7 @@ def write_store(
     codec: str = DEFAULT_CODEC,
     frames_per_chunk: int = DEFAULT_FRAMES_PER_CHUNK,
     jpeg_quality: Mapping[str, int] | None = None,
+    delta: Mapping[str, int] | None = None,
     progress: bool | None = None,
     mark: bool = True,
 ) -> Path | str:
@@ -199,11 +203,13 @@ def write_store(
     first clip; a clip that differs, lacks a key, or is not a readable clip file raises
     :class:`StoreError` naming the file, and ``out`` is left as it was. An empty list
     gives a valid store with zero-length arrays (shapes from ``attrs['params']``).
-    ``codec`` is ``jpeg`` (lossy face / mouth at ``jpeg_quality``'s ``face`` and
-    ``mouth`` qualities, 1-100, default :data:`DEFAULT_JPEG_QUALITY`; the other arrays
-    lossless, Blosc zstd), ``lz4`` (lossless Blosc, fastest to read), ``zstd`` (lossless,
-    smaller) or ``none``, with ``compressor_level`` the level of the lossless compressor
-    (ignored for ``none``); the group attribute ``encoding`` records all of it.
+    ``codec`` is ``delta`` (near-lossless face at ``delta``'s ``step`` and ``slack``,
+    default :data:`DEFAULT_DELTA`, and JPEG mouth; the other arrays lossless, Blosc
+    zstd), ``jpeg`` (lossy face / mouth at ``jpeg_quality``'s ``face`` and ``mouth``
+    qualities, 1-100, default :data:`DEFAULT_JPEG_QUALITY`; the rest as under ``delta``),
+    ``lz4`` (lossless Blosc, fastest to read), ``zstd`` (lossless, smaller) or ``none``,
+    with ``compressor_level`` the level of the lossless compressor (ignored for ``none``);
+    the group attribute ``encoding`` records all of it.
     ``frames_per_chunk`` splits a
     clip of ``face`` / ``mouth`` into chunks of that many frames inside its shard, so a
     window decodes only the chunks it overlaps (0: one chunk per clip). ``progress=None``
@@ -218,7 +224,7 @@ def write_store(
     paths = [p if isinstance(p, ClipSource) else Path(p) for p in clip_paths]
     out = location(out)
     encoding = StoreEncoding(codec, compressor_level, frames_per_chunk, clips_per_shard,
-                             jpeg_quality)
+                             jpeg_quality, delta)
     group_attrs = group_attributes(attrs, encoding)
     n = len(paths)
     shapes = _shapes_from_first_clip(paths[0]) if paths else _shapes_from_params(group_attrs)
@@ -239,8 +245,9 @@ class StoreEncoding:
     """How a store's arrays are chunked, sharded and encoded (``features.store`` settings).
 
     Validated on construction (a :class:`StoreError` for a bad value); ``jpeg_quality``
-    is completed with :data:`DEFAULT_JPEG_QUALITY`. Shared by :func:`write_store` and the
-    prepare workers that encode their clips into store chunks
+    is completed with :data:`DEFAULT_JPEG_QUALITY` and ``delta`` with
+    :data:`DEFAULT_DELTA`. Shared by :func:`write_store` and the prepare workers that
+    encode their clips into store chunks
     (:mod:`lipflow.tasks.contracts.store_chunks`), so both encode alike.
     """
 
@@ -249,6 +256,7 @@ class StoreEncoding:
     frames_per_chunk: int = DEFAULT_FRAMES_PER_CHUNK
     clips_per_shard: int = DEFAULT_CLIPS_PER_SHARD
     jpeg_quality: Mapping[str, int] | None = None
+    delta: Mapping[str, int] | None = None
 
     def __post_init__(self) -> None:
         codec, level, frames = self.codec, self.compressor_level, self.frames_per_chunk
@@ -267,15 +275,26 @@ class StoreEncoding:
         for key, value in self.quality.items():
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
                 raise StoreError(f"jpeg_quality of {key} must be an integer 1..100, got {value!r}")
+        unknown = sorted(set(self.delta_settings) - set(DEFAULT_DELTA))
+        if unknown:
+            raise StoreError(f"delta has keys {unknown}; only {list(DEFAULT_DELTA)}")
+        for key, value in self.delta_settings.items():
+            low = 1 if key == "step" else 0
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 255:
+                raise StoreError(f"delta {key} must be an integer {low}..255, got {value!r}")
 
     @property
     def quality(self) -> dict[str, int]:
         return {**DEFAULT_JPEG_QUALITY, **(self.jpeg_quality or {})}
 
+    @property
+    def delta_settings(self) -> dict[str, int]:
+        return {**DEFAULT_DELTA, **(self.delta or {})}
+
     def record(self) -> dict[str, object]:
         """The group attribute ``encoding`` (:func:`encoding_record`)."""
         return encoding_record(self.codec, self.compressor_level, self.frames_per_chunk,
-                               self.clips_per_shard, self.quality)
+                               self.clips_per_shard, self.quality, self.delta_settings)
 
 
 def group_attributes(attrs: Mapping[str, Any], encoding: StoreEncoding) -> dict[str, Any]:
@@ -306,7 +325,8 @@ def create_arrays(folder: Path | str | Any, group_attrs: Mapping[str, Any],
 
 def array_codecs(key: str, encoding: StoreEncoding) -> dict[str, Any]:
     """``serializer`` / ``compressors`` of one array under ``encoding``."""
-    return _codecs(key, encoding.codec, encoding.compressor_level, encoding.quality)
+    return _codecs(key, encoding.codec, encoding.compressor_level, encoding.quality,
+                   encoding.delta_settings)
 
 
 @contextlib.contextmanager
@@ -345,14 +365,20 @@ def _shard_shape(key: str, shape: tuple[int, ...], clips: int,
     return (clips, *(() if frames is None else (frames,)), *chunk[2:])
 
 
-def _codecs(key: str, codec: str, level: int, quality: Mapping[str, int]) -> dict[str, Any]:
-    """``serializer`` / ``compressors`` of one array under ``codec``."""
-    if codec == "jpeg" and key in _VIDEO:
+def _codecs(key: str, codec: str, level: int, quality: Mapping[str, int],
+            delta: Mapping[str, int]) -> dict[str, Any]:
+    """``filters`` / ``serializer`` / ``compressors`` of one array under ``codec``."""
+    if codec == "delta" and key == "face":
+        # bitshuffle packs the mostly-zero bit planes of the deltas; LZ4-HC reads at GB/s
+        return {"filters": [FrameDelta(step=delta["step"], slack=delta["slack"])],
+                "compressors": BloscCodec(cname="lz4hc", clevel=LZ4HC_LEVEL,
+                                          shuffle="bitshuffle")}
+    if codec in LOSSY_VIDEO_CODECS and key in _VIDEO:
         # faces keep full-resolution chroma: 4:2:0 costs ~5 dB on 96 px GRID faces
         serializer = JpegFrames(level=quality[key], optimize=True,
                                 subsampling="444" if key == "face" else None)
         return {"serializer": serializer, "compressors": None}
-    if codec == "jpeg":
+    if codec in LOSSY_VIDEO_CODECS:
         # lossless audio and features; zstd with shuffle is ~7% smaller than lz4 here
         return {"compressors": BloscCodec(cname="zstd", clevel=level, shuffle="shuffle")}
     return {"compressors": _compressors(codec, level)}

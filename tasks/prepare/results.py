@@ -7,12 +7,12 @@ sizes) and one ``<clip>.chunks`` member per kept clip: the clip's store chunks
 (:mod:`lipflow.tasks.contracts.store_chunks`), every array's in turn, concatenated.
 
 Why store chunks (issue: workers write shards, not loose files): the worker encodes its
-clips into the store's final encoding (JPEG, Blosc: the costly part of packing, done in
-parallel), so the driver assembles shards by concatenating bytes, decoding nothing
+clips into the store's final encoding (frame deltas, JPEG, Blosc: the costly part of
+packing, done in parallel), so the driver assembles shards by concatenating bytes, decoding nothing
 (:func:`lipflow.tasks.contracts.store_chunks.write_store_from_chunks`). Before, a batch
 held each clip as a zstd-compressed ``.npy`` record that the driver decoded (~9 ms a
 GRID clip) and encoded again into the store, after the worker had spent ~13 ms encoding
-it. A result is as large as its clips are in the store (with the default ``jpeg``
+it. A result is as large as its clips are in the store (with the default ``delta``
 codec ~0.57 MB a GRID clip, against 1.33 MB as a compressed record and 3.0 MB raw).
 
 Stored zip members keep one file per batch that any runner can write with a temp name
@@ -53,7 +53,8 @@ def store_encoding(features: Mapping[str, Any]) -> StoreEncoding:
     store = typed_section(Store, (features or {}).get("store"), "features.store")
     return StoreEncoding(store.codec, store.compressor_level, store.frames_per_chunk,
                          store.clips_per_shard,
-                         {"face": store.jpeg_face_quality, "mouth": store.jpeg_mouth_quality})
+                         {"face": store.jpeg_face_quality, "mouth": store.jpeg_mouth_quality},
+                         {"step": store.delta_step, "slack": store.delta_slack})
 
 
 @dataclass(frozen=True)

@@ -311,19 +311,30 @@ class Store(Section):
     """``features.store`` — the Zarr store's layout and compression."""
 
     clips_per_shard: int = Field(64, ge=1, description=(
-        "clips per shard (64 GRID clips make a ~20 MB face shard with `jpeg`, ~130 MB lossless)"))
-    codec: Literal["jpeg", "lz4", "zstd", "none"] = Field("jpeg", description=(
-        "`jpeg` (lossy face and mouth, one JPEG per chunk, the other arrays lossless Blosc "
-        "zstd: 0.68 GB per hour of GRID video, 40.5 dB PSNR face), or lossless: `lz4` (Blosc "
+        "clips per shard (64 GRID clips make a ~20 MB face shard with `delta` or `jpeg`, "
+        "~130 MB lossless)"))
+    codec: Literal["delta", "jpeg", "lz4", "zstd", "none"] = Field("delta", description=(
+        "`delta` (near-lossless face: samples on a lattice of `delta_step`, coded as "
+        "deltas between frames, bitshuffle + LZ4-HC; JPEG mouth; the other arrays lossless "
+        "Blosc zstd: 0.68 GB per hour of GRID video, face 40.6 dB PSNR, max error 5, the "
+        "loader ~3x the JPEG folders), `jpeg` (lossy face and mouth, one JPEG per chunk: "
+        "same size and PSNR, read ~2x slower than `delta`), or lossless: `lz4` (Blosc "
         "lz4 + shuffle, 3.35 GB/h, the fastest to read: >= 10x the JPEG-folder loader), "
         "`zstd` (~15% smaller than lz4, ~10x slower to decode) or `none` "
         "(README storage table)"))
     compressor_level: int = Field(3, ge=1, le=22, description=(
-        "level of the lossless compressor: lz4 and jpeg (its Blosc zstd) 1-9, zstd 1-22"))
+        "level of the lossless compressor: lz4, delta and jpeg (their Blosc zstd) 1-9, "
+        "zstd 1-22"))
+    delta_step: int = Field(7, ge=1, le=255, description=(
+        "lattice step of `face` samples under `codec: delta` (larger: smaller store, lower "
+        "PSNR; 7 gives ~40.6 dB on GRID faces)"))
+    delta_slack: int = Field(5, ge=0, le=255, description=(
+        "under `codec: delta`, a `face` sample keeps its previous frame's value while "
+        "within this many grey levels of it (the max error is max(slack, step // 2, 255 % step))"))
     jpeg_face_quality: int = Field(92, ge=1, le=100, description=(
         "JPEG quality of `face` chunks under `codec: jpeg` (4:4:4 chroma)"))
     jpeg_mouth_quality: int = Field(85, ge=1, le=100, description=(
-        "JPEG quality of the grey `mouth` chunks under `codec: jpeg`"))
+        "JPEG quality of the grey `mouth` chunks under `codec: delta` and `codec: jpeg`"))
     frames_per_chunk: int = Field(5, ge=0, description=(
         "face and mouth clips are cut into chunks of this many frames inside a shard, so a "
         "training window decodes only the frames it overlaps (5: a 25-frame window decodes "

@@ -1,0 +1,184 @@
+"""The Zarr v3 filter of near-lossless ``face`` chunks: frames on a lattice, coded as deltas.
+
+Why (``benchmarks/store_encoding.py --survey-clips``, README storage section): a JPEG chunk
+decodes at ~60 us a 96 px RGB frame, about what a folder of Lip2Wav JPEGs costs to read,
+so a JPEG store cannot be read much faster than the folders it replaces. Talking-head
+crops change little from frame to frame, and this filter turns that into zeros that a
+fast compressor packs: on GRID s1 faces ~3.9 KB a frame at ~40.6 dB (max error 5; JPEG
+q92 4:4:4 is 4.0 KB at 40.5 dB, max error ~25), read ~2x as fast as the JPEG chunks.
+
+Encoding a chunk of frames ``(F, H, W[, C])`` (uint8):
+
+1. **Lattice** (the lossy step): every sample goes to the nearest multiple of ``step``
+   (at most 252 for step 7), except that a sample keeps its previous frame's value while
+   the new sample is within ``slack`` of it, so pixels that only flicker with camera noise
+   repeat exactly. The error is at most ``max(slack, step // 2, 255 % step)`` (the last
+   term: samples above the top lattice point), 5 for the defaults.
+2. **Deltas of lattice indices** ``k = value // step``: the first frame against its
+   neighbours (``k[y, x] - k[y-1, x] - k[y, x-1] + k[y-1, x-1]``, per channel), every later
+   frame against the frame before; wrapped to int8 and zigzag-mapped (0, -1, 1, -2, ... ->
+   0, 1, 2, 3, ...), so the bytes are small non-negative numbers, mostly 0.
+3. The store then bit-shuffles and LZ4-HC-compresses the chunk (zarr's standard ``blosc``
+   codec, ``shuffle: bitshuffle``), which packs the mostly-zero bit planes tightly and
+   decodes at several GB/s.
+
+Decoding maps each byte through one 256-entry table to ``step * delta`` (mod 256), sums
+the first frame with one integral image (OpenCV) and adds each later frame to the one
+before: a few passes over the bytes, no transform. The arithmetic is mod 256 throughout,
+which makes the int8 wrap in step 2 exact for every ``step``. Re-encoding decoded frames
+gives the same bytes (they are on the lattice already), and encoding is deterministic.
+
+The filter is registered with zarr as :data:`NAME` on import (and named by the package's
+``zarr.codecs`` entry point), so plain ``zarr`` reads these arrays wherever lipflow is
+installed; ``docs/contracts.md`` section 4 specifies it for readers without lipflow.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+from zarr.abc.codec import ArrayArrayCodec
+from zarr.core.common import parse_named_configuration
+from zarr.registry import get_codec_class, register_codec
+
+if TYPE_CHECKING:
+    from zarr.core.array_spec import ArraySpec
+    from zarr.core.buffer import NDBuffer
+
+#: The filter's name in ``zarr.json``.
+NAME = "lipflow.frame_delta"
+#: Lattice spacing and hold threshold (``features.store.delta_step`` / ``delta_slack``):
+#: ~40.6 dB on GRID faces, the smallest step whose store fits 0.70 GB per hour of video.
+DEFAULT_STEP = 7
+DEFAULT_SLACK = 5
+#: LZ4-HC level of the chunks after the filter: level 4 is ~1.4 KB a frame smaller than
+#: plain LZ4 and writes at ~150 us a frame; higher levels gain little and write far slower.
+LZ4HC_LEVEL = 4
+
+
+@functools.cache
+def _tables(step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sample -> nearest lattice value, lattice value -> index, zigzag byte -> step * delta
+    mod 256), as uint8 lookup tables."""
+    top = 255 // step
+    samples = np.arange(256)
+    nearest = np.minimum((samples + step // 2) // step, top) * step
+    index = np.minimum(samples // step, top)
+    signed = (samples >> 1) ^ -(samples & 1)
+    return (nearest.astype(np.uint8), index.astype(np.uint8),
+            ((signed * step) % 256).astype(np.uint8))
+
+
+def _rows(frames: np.ndarray) -> np.ndarray:
+    """A 2-D view of contiguous uint8 data for OpenCV (which runs over it as one line)."""
+    return frames.reshape(-1, frames.shape[-1])
+
+
+def on_lattice(frames: np.ndarray, step: int = DEFAULT_STEP,
+               slack: int = DEFAULT_SLACK) -> np.ndarray:
+    """Step 1 of the module doc: ``frames`` ``(F, H, W[, C])`` uint8 on the lattice, each
+    sample held at its previous frame's value while within ``slack`` of it."""
+    frames = np.ascontiguousarray(frames, dtype=np.uint8)
+    nearest, _, _ = _tables(step)
+    lattice = cv2.LUT(_rows(frames), nearest).reshape(frames.shape)
+    held = np.empty_like(lattice)
+    held[0] = lattice[0]
+    for t in range(1, len(frames)):
+        moved = cv2.absdiff(_rows(frames[t]), _rows(held[t - 1])) > slack
+        held[t] = np.where(moved.reshape(frames.shape[1:]), lattice[t], held[t - 1])
+    return held
+
+
+def encode_frames(frames: np.ndarray, step: int = DEFAULT_STEP,
+                  slack: int = DEFAULT_SLACK) -> np.ndarray:
+    """Steps 1-2 of the module doc: the zigzag index deltas of ``frames``, same shape, uint8."""
+    _, index, _ = _tables(step)
+    held = on_lattice(frames, step, slack)
+    k = cv2.LUT(_rows(held), index).reshape(held.shape).astype(np.int16)
+    delta = np.empty_like(k)
+    delta[1:] = k[1:] - k[:-1]
+    first = k[0].copy()
+    first[1:] -= k[0, :-1]
+    first[:, 1:] -= k[0, :, :-1]
+    first[1:, 1:] += k[0, :-1, :-1]
+    delta[0] = first
+    wrapped = delta.astype(np.int8)
+    return ((wrapped << 1) ^ (wrapped >> 7)).view(np.uint8)
+
+
+def decode_frames(deltas: np.ndarray, out: np.ndarray, step: int = DEFAULT_STEP) -> np.ndarray:
+    """The inverse of :func:`encode_frames` into ``out`` (same shape, uint8), using ``deltas``
+    as scratch (it is overwritten)."""
+    _, _, to_delta = _tables(step)
+    cv2.LUT(_rows(deltas), to_delta, dst=_rows(deltas))
+    first = cv2.integral(deltas[0], sdepth=cv2.CV_32S)[1:, 1:]
+    np.copyto(out[0], first.reshape(out.shape[1:]), casting="unsafe")
+    for t in range(1, len(deltas)):
+        np.add(out[t - 1], deltas[t], out=out[t])
+    return out
+
+
+@dataclass(frozen=True)
+class FrameDelta(ArrayArrayCodec):
+    """Array-to-array filter: uint8 frames to zigzag lattice-index deltas (module doc).
+
+    Chunks are ``(1, F, H, W[, C])``: one clip's run of ``F`` frames.
+    """
+
+    is_fixed_size = True
+
+    step: int = DEFAULT_STEP
+    slack: int = DEFAULT_SLACK
+
+    def __init__(self, *, step: int = DEFAULT_STEP, slack: int = DEFAULT_SLACK) -> None:
+        if not 1 <= int(step) <= 255 or not 0 <= int(slack) <= 255:
+            raise ValueError(f"{NAME}: step must be 1..255 and slack 0..255, got {step}, {slack}")
+        object.__setattr__(self, "step", int(step))
+        object.__setattr__(self, "slack", int(slack))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FrameDelta:
+        _, config = parse_named_configuration(data, NAME, require_configuration=False)
+        return cls(**(config or {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": NAME, "configuration": {"step": self.step, "slack": self.slack}}
+
+    def validate(self, *, shape: tuple[int, ...], dtype: Any, chunk_grid: Any) -> None:
+        if np.dtype(dtype.to_native_dtype()) != np.uint8:
+            raise ValueError(f"{NAME} encodes uint8 frames, not {dtype}")
+        if len(shape) not in (4, 5):
+            raise ValueError(f"{NAME} encodes (clips, frames, H, W[, C]) arrays, not {shape}")
+
+    def resolve_metadata(self, chunk_spec: ArraySpec) -> ArraySpec:
+        return chunk_spec
+
+    async def _decode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> NDBuffer:
+        deltas = np.array(chunk_array.as_numpy_array(), dtype=np.uint8)  # a writable copy
+        frames = deltas.reshape(-1, *deltas.shape[2:])
+        out = decode_frames(frames, np.empty_like(frames), self.step)
+        return chunk_spec.prototype.nd_buffer.from_numpy_array(out.reshape(chunk_spec.shape))
+
+    async def _encode_single(self, chunk_array: NDBuffer,
+                             chunk_spec: ArraySpec) -> NDBuffer | None:
+        chunk = chunk_array.as_numpy_array()
+        encoded = encode_frames(chunk.reshape(-1, *chunk.shape[2:]), self.step, self.slack)
+        return chunk_spec.prototype.nd_buffer.from_numpy_array(encoded.reshape(chunk.shape))
+
+    def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:
+        return input_byte_length
+
+
+def register() -> None:
+    """Make :data:`NAME` known to zarr, unless a codec of that name already is."""
+    try:
+        get_codec_class(NAME)
+    except KeyError:
+        register_codec(NAME, FrameDelta)
+
+
+register()
