@@ -12,12 +12,12 @@ Zarr is measured in ``--variants``, each ``codec/frames_per_chunk/reader``: the 
 ``direct`` (the Dataset's default,
 :class:`lipflow.tasks.contracts.store_reader.ClipReader`) or through ``zarr``
 (``zarr.Array`` indexing, the Dataset's ``reader="zarr"``). The default list holds the
-shipped layout (``jpeg/5/direct``: lossy face and mouth, one JPEG per 5-frame chunk at
-the default qualities), the lossless option (``lz4/5/direct``), the layout and reader
-before it (``zstd/0/zarr``) and the steps between. ``benchmarks/store_encoding.py``
-measures the encodings on a real prepared speaker (size, PSNR, loader). 25-frame windows
-start every ``--stride`` (7) frames, so most of them straddle chunk boundaries as random
-training crops do.
+shipped layout (``delta/5/direct``: near-lossless face as frame deltas, JPEG mouth,
+5-frame chunks), the JPEG layout before it (``jpeg/5/direct``), the lossless option
+(``lz4/5/direct``), the first layout and reader (``zstd/0/zarr``) and the steps between.
+``benchmarks/store_encoding.py`` measures the encodings on a real prepared speaker (size,
+PSNR, loader). 25-frame windows start every ``--stride`` (7) frames, so most of them
+straddle chunk boundaries as random training crops do.
 
 Prints samples/second for the same windows in the same (shuffled) order, single process,
 one thread everywhere (BLAS, torch, OpenCV, Blosc), and bytes on disk per hour of prepared
@@ -59,8 +59,8 @@ from lipflow.tasks.contracts.store_layout import CODECS, manifest_path_for  # no
 from lipflow.tasks.contracts.store_writer import write_store  # noqa: E402
 
 SAMPLE = ROOT / "data" / "samples" / "grid"
-DEFAULT_VARIANTS = ("jpeg/5/direct,lz4/5/direct,lz4/0/direct,zstd/0/direct,none/5/direct,"
-                    "lz4/5/zarr,zstd/0/zarr")
+DEFAULT_VARIANTS = ("delta/5/direct,jpeg/5/direct,lz4/5/direct,lz4/0/direct,zstd/0/direct,"
+                    "none/5/direct,lz4/5/zarr,zstd/0/zarr")
 FPS, SECONDS, SR = 25, 3, 16000
 FACE_BOX = (110, 40, 250, 180)  # x0, y0, x1, y1 in the 360 x 288 GRID frame: the talker's face
 

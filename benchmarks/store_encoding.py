@@ -57,7 +57,7 @@ from lipflow.tasks.contracts.store_layout import ARRAY_DTYPES, manifest_path_for
 from lipflow.tasks.contracts.store_reader import ClipReader, read_store  # noqa: E402
 from lipflow.tasks.contracts.store_writer import write_store  # noqa: E402
 
-DEFAULT_ENCODINGS = "jpeg:92:85,jpeg:95:90,jpeg:90:80,lz4:3,zstd:3"
+DEFAULT_ENCODINGS = "delta:7:5,delta:6:4,jpeg:92:85,jpeg:95:90,lz4:3,zstd:3"
 LIP2WAV_QUALITY = 95  # cv2.imwrite's default, what Lip2Wav's preprocess.py writes
 
 
@@ -88,8 +88,14 @@ class StoreClip:
 
 
 def parse_encoding(text: str) -> dict:
-    """``jpeg:FACE:MOUTH[:LEVEL]``, ``lz4:LEVEL``, ``zstd:LEVEL`` or ``none``."""
+    """``delta[:STEP:SLACK[:MOUTH_Q[:LEVEL]]]``, ``jpeg:FACE:MOUTH[:LEVEL]``, ``lz4:LEVEL``,
+    ``zstd:LEVEL`` or ``none``."""
     parts = text.split(":")
+    if parts[0] == "delta":
+        given = [int(p) for p in parts[1:]]
+        step, slack, mouth, level = given + [7, 5, 85, 3][len(given):]
+        return {"codec": "delta", "compressor_level": level,
+                "delta": {"step": step, "slack": slack}, "jpeg_quality": {"mouth": mouth}}
     if parts[0] == "jpeg":
         level = int(parts[3]) if len(parts) > 3 else 3
         return {"codec": "jpeg", "compressor_level": level,
@@ -246,7 +252,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, required=True, help="a lossless store")
     parser.add_argument("--encodings", default=DEFAULT_ENCODINGS,
-                        help="comma-separated jpeg:FACE_Q:MOUTH_Q[:LEVEL], lz4:L, zstd:L, none")
+                        help="comma-separated delta[:STEP:SLACK[:MOUTH_Q[:LEVEL]]], "
+                             "jpeg:FACE_Q:MOUTH_Q[:LEVEL], lz4:L, zstd:L, none")
     parser.add_argument("--loader-clips", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=5, help="loader passes (median)")
     parser.add_argument("--survey-clips", type=int, default=0,

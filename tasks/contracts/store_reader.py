@@ -292,9 +292,11 @@ class ClipReader:
             imagecodecs.jpeg8_decode(data, out=jpeg_codec.as_image(target, self._colour))
         elif self.compressor == "delta":
             if self._deltas is None:
-                self._deltas = np.empty((self.frames_per_chunk, *self.frame_shape), np.uint8)
-            blosc.decompress(data, self._deltas)
-            delta_codec.decode_frames(self._deltas, target, self._step)
+                self._deltas = np.empty((2, self.frames_per_chunk, *self.frame_shape), np.uint8)
+            blosc.decompress(data, self._deltas[0])
+            need = skip + len(dest)  # frames decode in order: the ones after are not needed
+            delta_codec.decode_frames(self._deltas[0, :need], target[:need], self._step,
+                                      self._deltas[1, :need])
         elif self.compressor == "blosc":
             blosc.decompress(data, target)
         else:
