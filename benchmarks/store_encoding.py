@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _video_codecs import h264_codecs, tdelta_codecs  # noqa: E402
+from _video_codecs import h264_codecs, shipped_delta_codec, tdelta_codecs  # noqa: E402
 from loader import disk_bytes, lip2wav_item, paired_rates, spread  # noqa: E402
 
 from lipflow.models.dataset import ClipWindowDataset  # noqa: E402
@@ -211,7 +211,8 @@ def survey(source: Path, clips: int, valid: np.ndarray) -> None:
     frames = np.concatenate([reader.read(int(i), 0, int(valid[i])) for i in picks])
     chunks = [frames[t : t + 5] for t in range(0, len(frames) - 4, 5)]
     count = 5 * len(chunks)
-    codecs = [*SURVEY, *tdelta_codecs(frames.shape[1:]), *h264_codecs()]
+    codecs = [*SURVEY, *tdelta_codecs(frames.shape[1:]), *h264_codecs(),
+              shipped_delta_codec(frames.shape[1:])]
     print(f"\ncodec survey: face, {clips} clips ({count} frames), one image or stream per "
           "5-frame chunk; times are the best of 3")
     print("| codec | bytes/frame | PSNR dB | max err | encode us/frame | decode us/frame |")

@@ -24,7 +24,9 @@ def sources(encoded):
 
 
 @pytest.mark.parametrize(("codec", "frames_per_chunk", "clips", "per_shard"), [
-    ("jpeg", 5, 7, 3),   # default codec, 7 clips in shards of 3: a partial last shard
+    ("delta", 5, 7, 3),  # default codec (its direct encoder), shards of 3: partial last
+    ("delta", 4, 3, 2),  # chunks of 4: the last runs past the clip, padded before encoding
+    ("jpeg", 5, 7, 3),
     ("lz4", 4, 5, 2),    # 75 frames in chunks of 4: the last chunk runs past the clip
     ("zstd", 0, 3, 64),  # one chunk per clip, a single partial shard
     ("none", 5, 4, 4),
@@ -49,7 +51,9 @@ def test_assembled_store_is_byte_identical_to_write_store(
     assert tree_digest(direct) == tree_digest(assembled)
     back = read_store(assembled)
     assert back["face"].shape[0] == clips
-    if codec != "jpeg":
+    if codec == "delta":  # near-lossless: within the slack of the source
+        assert np.abs(back["face"][2].astype(int) - arrays[2]["face"]).max() <= 5
+    elif codec != "jpeg":
         assert np.array_equal(back["face"][2], arrays[2]["face"])
 
 

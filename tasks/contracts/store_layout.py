@@ -118,7 +118,8 @@ def encoding_record(codec: str, compressor_level: int, frames_per_chunk: int,
         settings = {**DEFAULT_DELTA, **(delta or {})}
         record["delta"] = {"array": "face", "filter": delta_codec.NAME,
                            "step": int(settings["step"]), "slack": int(settings["slack"]),
-                           "compressor": f"blosc lz4hc {delta_codec.LZ4HC_LEVEL} bitshuffle"}
+                           "compressor": f"blosc lz4hc {delta_codec.LZ4HC_LEVEL} bitshuffle, "
+                                         "one block"}
         record["jpeg_quality"] = {"mouth": int(jpeg_quality["mouth"])}
     return record
 

@@ -41,7 +41,7 @@ from lipflow.tasks.common.object_store import (
 )
 from lipflow.tasks.common.progress import show_progress
 from lipflow.tasks.contracts.clip_record import CLIP_READ_ERRORS, ClipFile
-from lipflow.tasks.contracts.delta_codec import LZ4HC_LEVEL, FrameDelta
+from lipflow.tasks.contracts.delta_codec import BLOSC_BLOCKSIZE, LZ4HC_LEVEL, FrameDelta
 from lipflow.tasks.contracts.jpeg_codec import JpegFrames
 from lipflow.tasks.contracts.store_layout import (
     ARRAY_DTYPES,
@@ -372,15 +372,17 @@ def _codecs(key: str, codec: str, level: int, quality: Mapping[str, int],
         # bitshuffle packs the mostly-zero bit planes of the deltas; LZ4-HC reads at GB/s
         return {"filters": [FrameDelta(step=delta["step"], slack=delta["slack"])],
                 "compressors": BloscCodec(cname="lz4hc", clevel=LZ4HC_LEVEL,
-                                          shuffle="bitshuffle")}
+                                          shuffle="bitshuffle", blocksize=BLOSC_BLOCKSIZE)}
     if codec in LOSSY_VIDEO_CODECS and key in _VIDEO:
         # faces keep full-resolution chroma: 4:2:0 costs ~5 dB on 96 px GRID faces
         serializer = JpegFrames(level=quality[key], optimize=True,
                                 subsampling="444" if key == "face" else None)
         return {"serializer": serializer, "compressors": None}
     if codec in LOSSY_VIDEO_CODECS:
-        # lossless audio and features; zstd with shuffle is ~7% smaller than lz4 here
-        return {"compressors": BloscCodec(cname="zstd", clevel=level, shuffle="shuffle")}
+        # lossless audio and features; zstd with shuffle is ~7% smaller than lz4 here, and
+        # bit shuffle ~5% smaller again on wav and ~2% on MFEC (byte shuffle suits the mel)
+        shuffle = "bitshuffle" if key in ("wav", "mfec") else "shuffle"
+        return {"compressors": BloscCodec(cname="zstd", clevel=level, shuffle=shuffle)}
     return {"compressors": _compressors(codec, level)}
 
 
