@@ -21,7 +21,7 @@ def _clip(path: Path) -> dict[str, np.ndarray]:
 
 
 def test_whole_clips_give_240_mel_and_edge_padded_mfec(tmp_path: Path) -> None:
-    # lossless, so frames compare exactly (the default jpeg is test_stores' and below)
+    # lossless, so frames compare exactly (the lossy defaults are test_stores' and below)
     store, paths = build_store(tmp_path, 3, valid_frames=60, rejected=1,
                                store_kwargs={"codec": "lz4"})
     data = ClipWindowDataset([store], modality="face")

@@ -26,12 +26,12 @@ lipflow's ``tasks`` package (:func:`code_digest`: any code edit recomputes every
 rather than mixing clips from two versions in one store).
 
 Temp disk: a batch result holds its clips in the store's own encoding (with the default
-``jpeg`` codec ~0.57 MB a GRID clip, ~57 MB for a default batch of 100 GRID videos; lossless
-``lz4`` ~2.8 MB a clip). A worker writes one result at a time (in the run's work folder, or
-in its own ``TMPDIR`` on a cluster) and renames it into the results folder; the driver
-cuts store shards from finished results in plan order and deletes each result once its
-clips are all in shards (:mod:`lipflow.tasks.prepare.shard_stream`), so the results on
-disk are the batches waiting for an earlier one, not the whole speaker.
+``delta`` codec, or ``jpeg``, ~0.57 MB a GRID clip, ~57 MB for a default batch of 100 GRID
+videos; lossless ``lz4`` ~2.8 MB a clip). A worker writes one result at a time (in the
+run's work folder, or in its own ``TMPDIR`` on a cluster) and renames it into the results
+folder; the driver cuts store shards from finished results in plan order and deletes each
+result once its clips are all in shards (:mod:`lipflow.tasks.prepare.shard_stream`), so the
+results on disk are the batches waiting for an earlier one, not the whole speaker.
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """Store shards written while a prepare runs, so temp disk stays near a few batches.
 
 Why: a batch result holds its clips as store chunks (:mod:`lipflow.tasks.prepare.results`),
-and the results used to stay on disk until every batch was done and the store packed:
-at the peak a speaker's store twice (GRID s1 with ``jpeg``: 0.56 GB of results, then the
-store; a 20-hour Lip2Wav speaker ~14 GB of results). Here the driver cuts shards as soon as
-the batches before them are done and deletes each batch result once all its clips are in
-written shards, so the results on disk are only those of batches still waiting for an
-earlier one (the pool's in-flight batches, finished out of order) and the clips of one
-unfinished shard. At the end the shard files are *moved* into the new store (a rename on
-the store's own disk), so the store is never copied.
+and the results used to stay on disk until every batch was done and the store packed: at
+the peak a speaker's store twice (GRID s1 with ``jpeg`` or ``delta``: ~0.56 GB of results,
+then the store; a 20-hour Lip2Wav speaker ~14 GB of results). Here the driver cuts shards
+as soon as the batches before them are done and deletes each batch result once all its
+clips are in written shards, so the results on disk are only those of batches still waiting
+for an earlier one (the pool's in-flight batches, finished out of order) and the clips of
+one unfinished shard. At the end the shard files are *moved* into the new store (a rename
+on the store's own disk), so the store is never copied.
 
 Order: the store holds kept clips in clip-id order (:func:`lipflow.tasks.prepare.video.
 order_rows`); batches are planned over videos sorted by ``(speaker, utterance_id)``, so the
