@@ -118,21 +118,27 @@ def encode_frames(frames: np.ndarray, step: int = DEFAULT_STEP,
     return cv2.LUT(_rows(delta), zigzag).reshape(frames.shape)
 
 
-def decode_frames(deltas: np.ndarray, out: np.ndarray, step: int = DEFAULT_STEP,
-                  scratch: np.ndarray | None = None) -> np.ndarray:
-    """The inverse of :func:`encode_frames` into ``out`` (same shape, uint8). ``deltas`` is
-    overwritten; ``scratch`` (same shape, uint8) saves an allocation. A leading run of a
-    chunk's frames decodes on its own: pass ``deltas[:n]`` and ``out[:n]``."""
+def unzigzag(deltas: np.ndarray, step: int = DEFAULT_STEP,
+             scratch: np.ndarray | None = None) -> np.ndarray:
+    """Zigzag bytes ``z`` to ``step * ((z >> 1) ^ -(z & 1))`` mod 256, in place (any shape;
+    ``scratch``, same shape and uint8, saves an allocation). Five vectorised passes cost
+    less than half of one table lookup (a gather) over the same bytes, and one call over
+    all the chunks a read needs costs less than one per chunk."""
     signs = np.empty_like(deltas) if scratch is None else scratch
-    # zigzag byte z -> step * ((z >> 1) ^ -(z & 1)) mod 256, in place: five vectorised
-    # passes cost less than half of one table lookup (a gather) over the same bytes
     np.bitwise_and(deltas, 1, out=signs)
     np.right_shift(deltas, 1, out=deltas)
     np.negative(signs, out=signs)
     np.bitwise_xor(deltas, signs, out=deltas)
     if step != 1:
         np.multiply(deltas, step, out=deltas)
-    # the first frame's column sums, from one integral image: S[y+1, x+1] - S[y+1, x]
+    return deltas
+
+
+def integrate(deltas: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Frames from :func:`unzigzag`'s deltas into ``out`` (same shape): the first frame's
+    column sums from one integral image (``S[y+1, x+1] - S[y+1, x]``), then each later
+    frame added to the one before, all mod 256. A leading run of a chunk's frames decodes
+    on its own: pass ``deltas[:n]`` and ``out[:n]``."""
     sums = cv2.integral(deltas[0], sdepth=cv2.CV_32S).reshape(
         deltas.shape[1] + 1, deltas.shape[2] + 1, -1)
     first = np.subtract(sums[1:, 1:], sums[1:, :-1])
@@ -140,6 +146,13 @@ def decode_frames(deltas: np.ndarray, out: np.ndarray, step: int = DEFAULT_STEP,
     for t in range(1, len(deltas)):
         np.add(out[t - 1], deltas[t], out=out[t])
     return out
+
+
+def decode_frames(deltas: np.ndarray, out: np.ndarray, step: int = DEFAULT_STEP,
+                  scratch: np.ndarray | None = None) -> np.ndarray:
+    """The inverse of :func:`encode_frames` into ``out`` (same shape, uint8): ``deltas`` is
+    overwritten, ``scratch`` (same shape, uint8) saves an allocation."""
+    return integrate(unzigzag(deltas, step, scratch), out)
 
 
 @dataclass(frozen=True)
