@@ -17,16 +17,17 @@ and file systems handle well) rather than one file per clip. Chunks are encoded 
   coded as deltas by :mod:`lipflow.tasks.contracts.delta_codec`, zarr filter
   ``lipflow.frame_delta``), then bit-shuffled and LZ4-HC-compressed by zarr's ``blosc``
   codec; ``mouth`` chunks are JPEG as under ``jpeg`` (grey, ``jpeg_mouth_quality``); every
-  other array stays lossless, Blosc zstd with byte shuffle at ``compressor_level``. 0.68
-  GB per hour of video on GRID s1, face 40.6 dB (max error 5) and mouth 46.4 dB PSNR; a
-  face frame decodes in ~25 us against ~60 us for a JPEG one, so the loader reads ~3x as
-  fast as Lip2Wav's JPEG folders.
+  other array stays lossless, Blosc zstd (bit shuffle for ``wav`` and ``mfec``, byte
+  shuffle for the rest) at ``compressor_level``. 0.70 GB per hour of video on GRID s1,
+  face 40.65 dB (max error 5) and mouth 46.4 dB PSNR; a face frame decodes in ~25 us
+  against ~60 us for a JPEG one, so the loader reads ~3x as fast as Lip2Wav's JPEG
+  folders.
 - ``jpeg`` (lossy video, the default before ``delta``): each ``face`` / ``mouth`` chunk is
   one JPEG of its frames stacked vertically (:mod:`lipflow.tasks.contracts.jpeg_codec`,
   zarr codec ``imagecodecs_jpeg``), at ``jpeg_face_quality`` (4:4:4 chroma) and
   ``jpeg_mouth_quality`` (grey); the other arrays as under ``delta``. 0.68 GB per hour on
   GRID s1, face 40.5 dB (JPEG at Lip2Wav's settings: 37.9 dB on the same faces); readable
-  by imagecodecs' own zarr codec, but read only ~1.5x as fast as the JPEG folders (the
+  by imagecodecs' own zarr codec, but read only ~1.3x as fast as the JPEG folders (the
   JPEG decode is most of both).
 - ``lz4`` (lossless): Blosc lz4 with byte shuffle on every array. Decodes a 2 MB
   ``face`` clip in ~0.2 ms, which is what lets a loader beat a folder of JPEGs by an

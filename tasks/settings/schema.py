@@ -316,9 +316,9 @@ class Store(Section):
     codec: Literal["delta", "jpeg", "lz4", "zstd", "none"] = Field("delta", description=(
         "`delta` (near-lossless face: samples on a lattice of `delta_step`, coded as "
         "deltas between frames, bitshuffle + LZ4-HC; JPEG mouth; the other arrays lossless "
-        "Blosc zstd: 0.68 GB per hour of GRID video, face 40.6 dB PSNR, max error 5, the "
+        "Blosc zstd: 0.70 GB per hour of GRID video, face 40.6 dB PSNR, max error 5, the "
         "loader ~3x the JPEG folders), `jpeg` (lossy face and mouth, one JPEG per chunk: "
-        "same size and PSNR, read ~2x slower than `delta`), or lossless: `lz4` (Blosc "
+        "about the same size and PSNR, read ~2.4x slower than `delta`), or lossless: `lz4` (Blosc "
         "lz4 + shuffle, 3.35 GB/h, the fastest to read: >= 10x the JPEG-folder loader), "
         "`zstd` (~15% smaller than lz4, ~10x slower to decode) or `none` "
         "(README storage table)"))
