@@ -256,19 +256,27 @@ def _talking_head(frames: int = 75, size: int = 96) -> np.ndarray:
     return video
 
 
+def _talking_head_clips(folder: Path, faces: tuple[np.ndarray, ...]) -> tuple[
+        list[Path], np.ndarray]:
+    """Clip files with ``faces`` (one per clip) and the grey lower half of the first as the
+    mouth; returns the paths and that mouth."""
+    paths = write_fake_clips(folder, len(faces), face_px=96, mouth_hw=(48, 96))
+    grey = cv2.cvtColor(faces[0].reshape(-1, 96, 3), cv2.COLOR_RGB2GRAY).reshape(-1, 96, 96)
+    mouth = np.ascontiguousarray(grey[:, 48:])
+    for path, face in zip(paths, faces, strict=True):
+        save_clip(path, {**load_clip(path), "face": face, "mouth": mouth})
+    return paths, mouth
+
+
 def test_jpeg_store_keeps_real_looking_frames_above_40_db_in_standard_jpegs(
     tmp_path: Path,
 ) -> None:
-    paths = write_fake_clips(tmp_path / "clips", 2, face_px=96, mouth_hw=(48, 96))
     video = _talking_head()
-    grey = cv2.cvtColor(video.reshape(-1, 96, 3), cv2.COLOR_RGB2GRAY).reshape(75, 96, 96)
-    for path in paths:
-        save_clip(path, {**load_clip(path), "face": video,
-                         "mouth": np.ascontiguousarray(grey[:, 48:])})
+    paths, mouth = _talking_head_clips(tmp_path / "clips", (video, video))
     store = write_store(paths, tmp_path / "s1.zarr", attrs=store_attrs(), progress=False,
                         codec="jpeg")
     group = zarr.open_group(store, mode="r")
-    for key, source in (("face", video), ("mouth", grey[:, 48:])):
+    for key, source in (("face", video), ("mouth", mouth)):
         stored = group[key][0]
         mse = np.mean((stored.astype(np.float64) - source) ** 2)
         assert 10 * np.log10(255**2 / mse) > 40, key
@@ -285,14 +293,10 @@ def test_jpeg_store_keeps_real_looking_frames_above_40_db_in_standard_jpegs(
 def test_default_store_keeps_a_talking_head_near_lossless_and_plain_zarr_reads_it(
     tmp_path: Path,
 ) -> None:
-    paths = write_fake_clips(tmp_path / "clips", 2, face_px=96, mouth_hw=(48, 96))
     video = _talking_head()
-    grey = cv2.cvtColor(video.reshape(-1, 96, 3), cv2.COLOR_RGB2GRAY).reshape(75, 96, 96)
     padded = video.copy()
     padded[62:] = 0  # frames past a clip's end: chunks 13-14 are never written
-    for path, frames in zip(paths, (video, padded), strict=True):
-        save_clip(path, {**load_clip(path), "face": frames,
-                         "mouth": np.ascontiguousarray(grey[:, 48:])})
+    paths, mouth = _talking_head_clips(tmp_path / "clips", (video, padded))
     store = write_store(paths, tmp_path / "s1.zarr", attrs=store_attrs(), progress=False)
     group = zarr.open_group(store, mode="r")
     face = group["face"][0]
@@ -309,8 +313,8 @@ def test_default_store_keeps_a_talking_head_near_lossless_and_plain_zarr_reads_i
             np.testing.assert_array_equal(reader.read(clip, first, stop),
                                           group["face"][clip, first:stop])
     assert not reader.read(1, 62, 75).any()  # the padding reads back as zeros
-    mouth = group["mouth"][0].astype(np.float64)
-    assert 10 * np.log10(255**2 / np.mean((mouth - grey[:, 48:]) ** 2)) > 40
+    stored = group["mouth"][0].astype(np.float64)
+    assert 10 * np.log10(255**2 / np.mean((stored - mouth) ** 2)) > 40
 
 
 def test_two_runs_with_frame_chunks_give_byte_identical_files(tmp_path: Path) -> None:
