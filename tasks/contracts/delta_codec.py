@@ -5,7 +5,7 @@ decodes at ~60 us a 96 px RGB frame, about what a folder of Lip2Wav JPEGs costs 
 so a JPEG store cannot be read much faster than the folders it replaces. Talking-head
 crops change little from frame to frame, and this filter turns that into zeros that a
 fast compressor packs: on GRID s1 faces ~4.2 KB a frame at 40.65 dB (max error 5; JPEG
-q92 4:4:4 is 4.0 KB at 40.5 dB, max error ~28), read ~2.4x as fast as the JPEG chunks.
+q92 4:4:4 is 4.0 KB at 40.5 dB, max error ~28), read ~2.3x as fast as the JPEG chunks.
 
 Encoding a chunk of frames ``(F, H, W[, C])`` (uint8):
 

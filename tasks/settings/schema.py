@@ -318,7 +318,7 @@ class Store(Section):
         "deltas between frames, bitshuffle + LZ4-HC; JPEG mouth; the other arrays lossless "
         "Blosc zstd: 0.70 GB per hour of GRID video, face 40.6 dB PSNR, max error 5, the "
         "loader ~3x the JPEG folders), `jpeg` (lossy face and mouth, one JPEG per chunk: "
-        "about the same size and PSNR, read ~2.4x slower than `delta`), or lossless: `lz4` (Blosc "
+        "about the same size and PSNR, read ~2.3x slower than `delta`), or lossless: `lz4` (Blosc "
         "lz4 + shuffle, 3.35 GB/h, the fastest to read: >= 10x the JPEG-folder loader), "
         "`zstd` (~15% smaller than lz4, ~10x slower to decode) or `none` "
         "(README storage table)"))
