@@ -92,9 +92,14 @@ def shipped_delta_codec(frame_shape: tuple[int, ...]) -> Codec:
     """``features.store.codec: delta`` as the store writes and reads a face chunk."""
     from numcodecs import Blosc
 
-    from lipflow.tasks.contracts.delta_codec import LZ4HC_LEVEL, decode_frames, encode_frames
+    from lipflow.tasks.contracts.delta_codec import (
+        BLOSC_BLOCKSIZE,
+        LZ4HC_LEVEL,
+        decode_frames,
+        encode_frames,
+    )
 
-    blosc = Blosc("lz4hc", LZ4HC_LEVEL, Blosc.BITSHUFFLE)
+    blosc = Blosc("lz4hc", LZ4HC_LEVEL, Blosc.BITSHUFFLE, blocksize=BLOSC_BLOCKSIZE)
 
     def decode(blob: bytes) -> np.ndarray:
         deltas = np.frombuffer(blosc.decode(blob), np.uint8).reshape(-1, *frame_shape).copy()
